@@ -1,0 +1,147 @@
+"""YAML files that remember where each value came from.
+
+Admins edit hooks and rule files by hand; an error has to name the file, line and column of the
+offending key so it can be fixed without guessing. ruamel.yaml keeps positions on every mapping
+and sequence; this module turns them into a plain-data document plus a position lookup.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem in a configuration file, located for a person to fix."""
+
+    file: str
+    line: int
+    column: int
+    key: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        key = f" [{self.key}]" if self.key else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{where}{key}: {self.message}{hint}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file, "line": self.line, "column": self.column, "message": self.message,
+        }
+        if self.key:
+            out["key"] = self.key
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class ConfigFileError(Exception):
+    """Raised with every error found, not only the first, so an admin fixes them in one pass."""
+
+    def __init__(self, errors: Sequence[ConfigError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass
+class YamlDocument:
+    """Plain Python data from one YAML file, with the position of every key and item."""
+
+    path: str
+    data: Any
+    _root: Any = field(repr=False, default=None)
+
+    def position(self, loc: Iterable[str | int]) -> tuple[int, int]:
+        """1-based (line, column) of the deepest part of ``loc`` that exists in the file."""
+        node = self._root
+        line, col = 1, 1
+        for part in loc:
+            if isinstance(node, CommentedMap) and part in node:
+                line, col = node.lc.key(part)
+                line, col = line + 1, col + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                line, col = node.lc.item(part)
+                line, col = line + 1, col + 1
+                node = node[part]
+            else:
+                break
+        return line, col
+
+    def error(self, loc: Loc, message: str, hint: str = "") -> ConfigError:
+        line, col = self.position(loc)
+        return ConfigError(self.path, line, col, format_loc(loc), message, hint)
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """``("rules", 2, "when")`` -> ``rules[2].when``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument:
+    """Parse ``path``; a syntax error becomes a ConfigFileError with its line and column."""
+    shown = display_path or str(path)
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        root = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigFileError([ConfigError(shown, line, col, "", f"YAML syntax: {problem}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError([ConfigError(shown, 1, 1, "", f"cannot read file: {exc}")]) from None
+    return YamlDocument(shown, _plain(root), root)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A hint naming the closest valid spelling, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+def pydantic_errors(doc: YamlDocument, exc: Any, base: Loc = ()) -> list[ConfigError]:
+    """Turn a pydantic ValidationError into located ConfigErrors, one per problem."""
+    errors: list[ConfigError] = []
+    for err in exc.errors():
+        loc: Loc = base + tuple(err["loc"])
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            parent_fields = err.get("ctx", {}).get("fields") or ()
+            hint = did_you_mean(str(loc[-1]), parent_fields)
+            message = f"unknown key `{loc[-1]}`"
+        elif err["type"] == "missing":
+            message = f"missing required key `{loc[-1]}`"
+        else:
+            message = err["msg"]
+        errors.append(doc.error(loc, message, hint))
+    return errors
