@@ -1,0 +1,83 @@
+"""Service configuration: data read once from the environment and handed to the app factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+MODES = ("development", "production")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told; defaults are the embedded development setup."""
+
+    mode: str = "development"
+    public_base_url: str | None = None
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'spinehip.db'}"
+    hooks_dir: Path = PROJECT_ROOT / "hooks"
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    fixtures_dir: Path = PROJECT_ROOT / "fixtures"
+    demo_patients: bool = True
+    max_body_bytes: int = 5 * 1024 * 1024
+    fhir_timeout_s: float = 3.0
+    fhir_deadline_s: float = 8.0
+    fhir_page_cap: int = 20
+    fhir_max_workers: int = 8
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_clients_path: Path | None = None
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``SPINEHIP_*`` and ``DATABASE_URL``; an invalid value raises ValueError naming it."""
+        env = os.environ if env is None else env
+        mode = env.get("SPINEHIP_MODE", "development")
+        if mode not in MODES:
+            raise ValueError(f"SPINEHIP_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        defaults = cls()
+
+        def number(name: str, default: float, kind: type = float) -> float:
+            raw = env.get(name)
+            if raw is None:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {raw!r}") from None
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, not {raw!r}")
+            return value
+
+        def path(name: str, default: Path | None) -> Path | None:
+            raw = env.get(name)
+            return Path(raw) if raw else default
+
+        origins = env.get("SPINEHIP_CORS_ORIGINS")
+        return cls(
+            mode=mode,
+            public_base_url=(env.get("SPINEHIP_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            hooks_dir=path("SPINEHIP_HOOKS_DIR", defaults.hooks_dir),
+            rules_dir=path("SPINEHIP_RULES_DIR", defaults.rules_dir),
+            fixtures_dir=path("SPINEHIP_FIXTURES_DIR", defaults.fixtures_dir),
+            demo_patients=env.get("SPINEHIP_DEMO_PATIENTS", "1" if mode == "development" else "0")
+            in ("1", "true", "yes"),
+            max_body_bytes=int(number("SPINEHIP_MAX_BODY_BYTES", defaults.max_body_bytes, int)),
+            fhir_timeout_s=number("SPINEHIP_FHIR_TIMEOUT", defaults.fhir_timeout_s),
+            fhir_deadline_s=number("SPINEHIP_FHIR_DEADLINE", defaults.fhir_deadline_s),
+            fhir_page_cap=int(number("SPINEHIP_FHIR_PAGE_CAP", defaults.fhir_page_cap, int)),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
+            if origins
+            else defaults.cors_origins,
+            trusted_clients_path=path("SPINEHIP_TRUSTED_CLIENTS", None),
+            admin_token=env.get("SPINEHIP_ADMIN_TOKEN") or None,
+        )
