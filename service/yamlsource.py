@@ -129,19 +129,53 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"did you mean `{close[0]}`?" if close else ""
 
 
-def pydantic_errors(doc: YamlDocument, exc: Any, base: Loc = ()) -> list[ConfigError]:
-    """Turn a pydantic ValidationError into located ConfigErrors, one per problem."""
+def _fields_at(model: Any, loc: Loc) -> list[str]:
+    """Field names of the pydantic model found at ``loc`` inside ``model`` (for spelling hints)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    current = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        current = None
+        stack = [info.annotation]
+        while stack:
+            ann = stack.pop()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                current = ann
+                break
+            stack.extend(typing.get_args(ann))
+    if current is None:
+        return []
+    fields = []
+    for name, info in current.model_fields.items():
+        fields.append(info.alias or name)
+    return fields
+
+
+def pydantic_errors(
+    doc: YamlDocument, exc: Any, base: Loc = (), model: Any = None
+) -> list[ConfigError]:
+    """Turn a pydantic ValidationError into located ConfigErrors, one per problem.
+
+    ``model`` (the validated pydantic class) lets an unknown key get a did-you-mean hint.
+    """
     errors: list[ConfigError] = []
     for err in exc.errors():
-        loc: Loc = base + tuple(err["loc"])
+        loc: Loc = tuple(err["loc"])
         hint = ""
         if err["type"] == "extra_forbidden":
-            parent_fields = err.get("ctx", {}).get("fields") or ()
-            hint = did_you_mean(str(loc[-1]), parent_fields)
+            if model is not None:
+                hint = did_you_mean(str(loc[-1]), _fields_at(model, loc[:-1]))
             message = f"unknown key `{loc[-1]}`"
         elif err["type"] == "missing":
             message = f"missing required key `{loc[-1]}`"
         else:
             message = err["msg"]
-        errors.append(doc.error(loc, message, hint))
+        errors.append(doc.error(base + loc, message, hint))
     return errors
