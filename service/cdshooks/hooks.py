@@ -1,0 +1,53 @@
+"""What each supported hook puts in ``context`` (CDS Hooks Library 1.0.1).
+
+Kept as data so request validation and prefetch-token checks read from one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ContextField:
+    name: str
+    required: bool
+    prefetch_token: bool
+    kind: str  # "id" (bare FHIR id), "reference" (Type/id), "bundle", "references"
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    name: str
+    fields: tuple[ContextField, ...]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+    @property
+    def token_fields(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields if f.prefetch_token)
+
+
+_USER = ContextField("userId", True, True, "reference")
+_PATIENT = ContextField("patientId", True, True, "id")
+_ENCOUNTER = ContextField("encounterId", False, True, "id")
+_DRAFTS = ContextField("draftOrders", True, False, "bundle")
+
+HOOKS: dict[str, HookSpec] = {
+    "patient-view": HookSpec("patient-view", (_USER, _PATIENT, _ENCOUNTER)),
+    "order-select": HookSpec(
+        "order-select",
+        (_USER, _PATIENT, _ENCOUNTER, ContextField("selections", True, False, "references"), _DRAFTS),
+    ),
+    "order-sign": HookSpec("order-sign", (_USER, _PATIENT, _ENCOUNTER, _DRAFTS)),
+    "encounter-start": HookSpec(
+        "encounter-start", (_USER, _PATIENT, ContextField("encounterId", True, True, "id"))
+    ),
+}
+
+# CDS Hooks 2.0 tokens that identify the user, besides ``context.*`` fields.
+USER_TOKENS = frozenset(
+    {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
+)

@@ -1,0 +1,223 @@
+"""Parse and check a CDS Hooks 2.0 service request before any work is done on it.
+
+Every rejection names the offending member (``context.selections[1]``) in an OperationOutcome,
+so the EHR integrator sees what to fix instead of an empty card list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from service.cdshooks.errors import CdsError
+from service.cdshooks.hooks import HOOKS
+from service.cdshooks.services import CdsService
+
+REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class FhirAuthorization:
+    """The EHR's access token for ``fhirServer``; never logged, never stored."""
+
+    access_token: str = field(repr=False)
+    token_type: str = "Bearer"
+    scope: str | None = None
+    subject: str | None = None
+    patient: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    hook: str
+    hook_instance: str
+    context: dict[str, Any]
+    fhir_server: str | None = None
+    fhir_authorization: FhirAuthorization | None = None
+    prefetch: dict[str, Any] | None = None
+    draft_orders: list[dict[str, Any]] = field(default_factory=list)
+    skipped_draft_orders: list[str] = field(default_factory=list)
+
+    @property
+    def patient_id(self) -> str:
+        return self.context["patientId"]
+
+    @property
+    def user_id(self) -> str | None:
+        return self.context.get("userId")
+
+    @property
+    def selections(self) -> list[str]:
+        return list(self.context.get("selections") or [])
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when JSON nesting is deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a request body; 400 for anything that is not JSON or nests absurdly deep."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CdsError(400, f"request body is not valid JSON: {exc}", code="structure") from None
+    if _depth_exceeds(data, MAX_DEPTH):
+        raise CdsError(400, f"JSON nested deeper than {MAX_DEPTH} levels", code="structure")
+    return data
+
+
+def _string(body: Mapping[str, Any], name: str, where: str = "") -> str:
+    value = body.get(name)
+    if value is None:
+        raise CdsError(400, f"`{where}{name}` is required", field=f"{where}{name}", code="required")
+    if not isinstance(value, str) or not value.strip():
+        raise CdsError(400, f"`{where}{name}` must be a non-empty string", field=f"{where}{name}")
+    return value
+
+
+def _authorization(value: Any) -> FhirAuthorization:
+    if not isinstance(value, dict):
+        raise CdsError(400, "`fhirAuthorization` must be an object", field="fhirAuthorization")
+    token = _string(value, "access_token", "fhirAuthorization.")
+    token_type = value.get("token_type", "Bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise CdsError(
+            400, "`fhirAuthorization.token_type` must be `Bearer`", field="fhirAuthorization.token_type"
+        )
+    expires_in = value.get("expires_in")
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)):
+        raise CdsError(
+            400,
+            "`fhirAuthorization.expires_in` must be an integer",
+            field="fhirAuthorization.expires_in",
+        )
+    for name in ("scope", "subject", "patient"):
+        if value.get(name) is not None and not isinstance(value[name], str):
+            raise CdsError(
+                400, f"`fhirAuthorization.{name}` must be a string", field=f"fhirAuthorization.{name}"
+            )
+    return FhirAuthorization(
+        access_token=token,
+        token_type="Bearer",
+        scope=value.get("scope"),
+        subject=value.get("subject"),
+        patient=value.get("patient"),
+        expires_in=expires_in,
+    )
+
+
+def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Resources of a draftOrders Bundle; malformed entries are skipped and named, not fatal."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise CdsError(400, "`context.draftOrders` must be a FHIR Bundle", field="context.draftOrders")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise CdsError(400, "`context.draftOrders.entry` must be an array", field="context.draftOrders.entry")
+    orders, skipped = [], []
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if (
+            isinstance(resource, dict)
+            and isinstance(resource.get("resourceType"), str)
+            and isinstance(resource.get("id"), str)
+        ):
+            orders.append(resource)
+        else:
+            skipped.append(f"context.draftOrders.entry[{i}]")
+    return orders, skipped
+
+
+def _check_context(spec_name: str, context: dict[str, Any]) -> None:
+    spec = HOOKS[spec_name]
+    for f in spec.fields:
+        value = context.get(f.name)
+        where = f"context.{f.name}"
+        if value is None:
+            if f.required:
+                raise CdsError(400, f"`{where}` is required for {spec_name}", field=where, code="required")
+            continue
+        if f.kind == "id" and (not isinstance(value, str) or not FHIR_ID.match(value)):
+            raise CdsError(400, f"`{where}` must be a bare FHIR id (no `/`)", field=where)
+        if f.kind == "reference" and (not isinstance(value, str) or not REFERENCE.match(value)):
+            raise CdsError(400, f"`{where}` must be a reference like `Practitioner/123`", field=where)
+        if f.kind == "references" and (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and REFERENCE.match(v) for v in value)
+        ):
+            raise CdsError(400, f"`{where}` must be a non-empty array of `Type/id` references", field=where)
+
+
+def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
+    """Validate a decoded request body against CDS Hooks 2.0 and the service's hook."""
+    if not isinstance(body, dict):
+        raise CdsError(400, "request body must be a JSON object", code="structure")
+    hook = _string(body, "hook")
+    hook_instance = _string(body, "hookInstance")
+    if hook != service.hook:
+        raise CdsError(
+            400, f"`hook` is `{hook}` but service `{service.id}` answers `{service.hook}`", field="hook"
+        )
+    context = body.get("context")
+    if context is None:
+        raise CdsError(400, "`context` is required", field="context", code="required")
+    if not isinstance(context, dict):
+        raise CdsError(400, "`context` must be an object", field="context")
+    _check_context(hook, context)
+
+    fhir_server = body.get("fhirServer")
+    if fhir_server is not None and (
+        not isinstance(fhir_server, str) or not fhir_server.startswith(("http://", "https://"))
+    ):
+        raise CdsError(400, "`fhirServer` must be an absolute http(s) URL", field="fhirServer")
+    authorization = None
+    if body.get("fhirAuthorization") is not None:
+        if fhir_server is None:
+            raise CdsError(
+                400, "`fhirAuthorization` requires `fhirServer`", field="fhirServer", code="required"
+            )
+        authorization = _authorization(body["fhirAuthorization"])
+
+    prefetch = body.get("prefetch")
+    if prefetch is not None and not isinstance(prefetch, dict):
+        raise CdsError(400, "`prefetch` must be an object", field="prefetch")
+
+    orders: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    if "draftOrders" in context:
+        orders, skipped = _draft_orders(context["draftOrders"])
+        present = {f"{o['resourceType']}/{o['id']}" for o in orders}
+        for i, ref in enumerate(context.get("selections") or []):
+            if ref not in present:
+                raise CdsError(
+                    400,
+                    f"selection `{ref}` is not in `context.draftOrders`",
+                    field=f"context.selections[{i}]",
+                )
+    return HookRequest(
+        hook=hook,
+        hook_instance=hook_instance,
+        context=context,
+        fhir_server=fhir_server.rstrip("/") if fhir_server else None,
+        fhir_authorization=authorization,
+        prefetch=prefetch,
+        draft_orders=orders,
+        skipped_draft_orders=skipped,
+    )

@@ -1,0 +1,124 @@
+"""CDS services advertised by discovery, one YAML file each under ``hooks/``.
+
+Adding a service is adding a file. A bad file stops the service from starting, with every
+problem located by file and line, because an EHR must never discover a half-configured service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.cdshooks.hooks import HOOKS, USER_TOKENS
+from service.yamlsource import ConfigError, ConfigFileError, did_you_mean, load_yaml, pydantic_errors
+
+TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ServiceFile(BaseModel):
+    """The schema of one ``hooks/*.yaml`` file."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(pattern=SERVICE_ID.pattern)
+    hook: str
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    usageRequirements: str | None = None
+    ruleset: str = Field(min_length=1)
+    prefetch: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CdsService:
+    id: str
+    hook: str
+    title: str
+    description: str
+    ruleset: str
+    prefetch: dict[str, str]
+    usage_requirements: str | None = None
+
+    def discovery_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+        }
+        if self.prefetch:
+            entry["prefetch"] = dict(self.prefetch)
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        return entry
+
+
+def template_token_errors(hook: str, template: str) -> list[str]:
+    """Problems with the ``{{...}}`` tokens of one prefetch template, under CDS Hooks 2.0."""
+    spec = HOOKS[hook]
+    problems = []
+    for token in TOKEN.findall(template):
+        if token in USER_TOKENS:
+            continue
+        field = token.removeprefix("context.")
+        if not token.startswith("context.") or "." in field:
+            problems.append(f"token `{{{{{token}}}}}` is not a CDS Hooks 2.0 prefetch token")
+        elif field not in spec.token_fields:
+            allowed = ", ".join(sorted(spec.token_fields))
+            problems.append(f"`{field}` is not a prefetch token of {hook} (allowed: {allowed})")
+    if template.startswith(("/", "http:", "https:")):
+        problems.append("a prefetch template is a relative FHIR URL (no leading `/` or scheme)")
+    return problems
+
+
+def load_services(hooks_dir: Path) -> list[CdsService]:
+    """Load and check every ``*.yaml`` file; raise ConfigFileError listing all problems."""
+    errors: list[ConfigError] = []
+    services: list[CdsService] = []
+    seen: dict[str, str] = {}
+    files = sorted(Path(hooks_dir).glob("*.yaml"))
+    if not files:
+        raise ConfigFileError([ConfigError(str(hooks_dir), 1, 1, "", "no *.yaml service files")])
+    for path in files:
+        try:
+            doc = load_yaml(path)
+        except ConfigFileError as exc:
+            errors.extend(exc.errors)
+            continue
+        if not isinstance(doc.data, dict):
+            errors.append(doc.error((), "a service file must be a mapping"))
+            continue
+        try:
+            parsed = ServiceFile.model_validate(doc.data)
+        except ValidationError as exc:
+            errors.extend(pydantic_errors(doc, exc, model=ServiceFile))
+            continue
+        if parsed.hook not in HOOKS:
+            hint = did_you_mean(parsed.hook, HOOKS)
+            errors.append(doc.error(("hook",), f"unsupported hook `{parsed.hook}`", hint))
+            continue
+        for key, template in parsed.prefetch.items():
+            for problem in template_token_errors(parsed.hook, template):
+                errors.append(doc.error(("prefetch", key), problem))
+        if parsed.id in seen:
+            errors.append(doc.error(("id",), f"service id `{parsed.id}` already used in {seen[parsed.id]}"))
+        seen[parsed.id] = str(path)
+        services.append(
+            CdsService(
+                id=parsed.id,
+                hook=parsed.hook,
+                title=parsed.title,
+                description=parsed.description,
+                ruleset=parsed.ruleset,
+                prefetch=dict(parsed.prefetch),
+                usage_requirements=parsed.usageRequirements,
+            )
+        )
+    if errors:
+        raise ConfigFileError(errors)
+    return services
