@@ -1,0 +1,56 @@
+"""How much of a patient's identity the audit trail keeps, and which override reasons snooze a rule."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+PATIENT_ID_POLICIES = ("store", "hash", "omit")
+OVERRIDE_REASON_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
+# Used only when no secret is configured (development); production settings require a real one.
+DEVELOPMENT_SECRET = "spinehip-development-audit-secret"
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """``patient_id``: keep the raw id (``store``), a keyed HMAC of it (``hash``), or nothing.
+
+    The HMAC is also the key snoozes are filed under, so a snooze works under ``store`` and
+    ``hash``; under ``omit`` nothing links two calls for one patient and snoozing is off.
+    """
+
+    patient_id: str = "hash"
+    secret: str = field(default=DEVELOPMENT_SECRET, repr=False)
+    snooze_reasons: Mapping[str, int] = field(default_factory=lambda: {"snooze-30d": 30})
+
+    def __post_init__(self) -> None:
+        if self.patient_id not in PATIENT_ID_POLICIES:
+            raise ValueError(
+                f"audit patient id policy must be one of {', '.join(PATIENT_ID_POLICIES)}, "
+                f"not {self.patient_id!r}"
+            )
+        if not self.secret:
+            raise ValueError("audit secret must not be empty")
+        for code, days in self.snooze_reasons.items():
+            if days <= 0:
+                raise ValueError(f"snooze reason {code!r} needs a positive number of days")
+
+    def patient_key(self, patient_id: str | None) -> str | None:
+        """The keyed hash that identifies a patient across calls without revealing the id."""
+        if patient_id is None or self.patient_id == "omit":
+            return None
+        digest = hmac.new(self.secret.encode(), patient_id.encode(), hashlib.sha256)
+        return digest.hexdigest()
+
+    def stored_patient_id(self, patient_id: str | None) -> str | None:
+        return patient_id if self.patient_id == "store" else None
+
+    def snooze_period(self, reason: Mapping[str, object] | None) -> timedelta | None:
+        """The snooze an override reason asks for, or None when it is not a snooze reason."""
+        if not isinstance(reason, Mapping) or reason.get("system") != OVERRIDE_REASON_SYSTEM:
+            return None
+        days = self.snooze_reasons.get(str(reason.get("code")))
+        return timedelta(days=days) if days else None
