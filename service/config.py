@@ -10,6 +10,18 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 MODES = ("development", "production")
+AUDIT_PATIENT_ID_POLICIES = ("store", "hash", "omit")
+
+
+def parse_snooze_reasons(raw: str) -> tuple[tuple[str, int], ...]:
+    """``snooze-30d=30,snooze-7d=7``: override reason codes and the days each silences a rule."""
+    reasons = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        code, _, days = part.partition("=")
+        if not code.strip() or not days.strip().isdigit() or int(days) <= 0:
+            raise ValueError(f"SPINEHIP_SNOOZE_REASONS entries look like code=days, not {part!r}")
+        reasons.append((code.strip(), int(days)))
+    return tuple(reasons)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     trusted_clients_path: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
+    audit_patient_id: str = "hash"
+    audit_secret: str | None = field(default=None, repr=False)
+    snooze_reasons: tuple[tuple[str, int], ...] = (("snooze-30d", 30),)
 
     @property
     def production(self) -> bool:
@@ -61,6 +76,16 @@ class Settings:
             raw = env.get(name)
             return Path(raw) if raw else default
 
+        audit_patient_id = env.get("SPINEHIP_AUDIT_PATIENT_ID", defaults.audit_patient_id)
+        if audit_patient_id not in AUDIT_PATIENT_ID_POLICIES:
+            raise ValueError(
+                "SPINEHIP_AUDIT_PATIENT_ID must be one of "
+                f"{', '.join(AUDIT_PATIENT_ID_POLICIES)}, not {audit_patient_id!r}"
+            )
+        audit_secret = env.get("SPINEHIP_AUDIT_SECRET") or None
+        if mode == "production" and audit_patient_id != "omit" and not audit_secret:
+            raise ValueError("SPINEHIP_AUDIT_SECRET is required in production to key patient ids")
+        snooze = env.get("SPINEHIP_SNOOZE_REASONS")
         origins = env.get("SPINEHIP_CORS_ORIGINS")
         return cls(
             mode=mode,
@@ -80,4 +105,7 @@ class Settings:
             else defaults.cors_origins,
             trusted_clients_path=path("SPINEHIP_TRUSTED_CLIENTS", None),
             admin_token=env.get("SPINEHIP_ADMIN_TOKEN") or None,
+            audit_patient_id=audit_patient_id,
+            audit_secret=audit_secret,
+            snooze_reasons=parse_snooze_reasons(snooze) if snooze else defaults.snooze_reasons,
         )

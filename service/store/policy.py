@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-PATIENT_ID_POLICIES = ("store", "hash", "omit")
+from service.config import AUDIT_PATIENT_ID_POLICIES, Settings
+
 OVERRIDE_REASON_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 # Used only when no secret is configured (development); production settings require a real one.
 DEVELOPMENT_SECRET = "spinehip-development-audit-secret"
@@ -27,9 +28,9 @@ class AuditPolicy:
     snooze_reasons: Mapping[str, int] = field(default_factory=lambda: {"snooze-30d": 30})
 
     def __post_init__(self) -> None:
-        if self.patient_id not in PATIENT_ID_POLICIES:
+        if self.patient_id not in AUDIT_PATIENT_ID_POLICIES:
             raise ValueError(
-                f"audit patient id policy must be one of {', '.join(PATIENT_ID_POLICIES)}, "
+                f"audit patient id policy must be one of {', '.join(AUDIT_PATIENT_ID_POLICIES)}, "
                 f"not {self.patient_id!r}"
             )
         if not self.secret:
@@ -37,6 +38,14 @@ class AuditPolicy:
         for code, days in self.snooze_reasons.items():
             if days <= 0:
                 raise ValueError(f"snooze reason {code!r} needs a positive number of days")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditPolicy:
+        return cls(
+            patient_id=settings.audit_patient_id,
+            secret=settings.audit_secret or DEVELOPMENT_SECRET,
+            snooze_reasons=dict(settings.snooze_reasons),
+        )
 
     def patient_key(self, patient_id: str | None) -> str | None:
         """The keyed hash that identifies a patient across calls without revealing the id."""

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import Settings
 from service.store.policy import AuditPolicy
 from service.store.records import InvocationRecord
 from service.store.schema import Decision, Feedback, Invocation, SeenToken, Snooze
@@ -88,6 +89,10 @@ class Store:
     @classmethod
     def from_url(cls, url: str, policy: AuditPolicy | None = None) -> Store:
         return cls(engine_for(url), policy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls.from_url(settings.database_url, AuditPolicy.from_settings(settings))
 
     def close(self) -> None:
         self.engine.dispose()
