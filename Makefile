@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench venv fhir-venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+fhir-venv:
+	scripts/fhir-server-venv.sh
+
+## Serve on http://127.0.0.1:8080 with the embedded defaults (bundled hooks and rules,
+## SQLite under ./var, demo patients, development mode).
+run: venv
+	mkdir -p var
+	SPINEHIP_MODE=$${SPINEHIP_MODE:-development} $(VENV)/bin/spinehip serve --host 127.0.0.1 --port 8080
+
+## Install everything, start the real servers the tests use (PostgreSQL, the local FHIR
+## server), run the whole suite.
+test: venv fhir-venv
+	$(VENV)/bin/ruff check .
+	scripts/pg-test-server.sh run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv fhir-venv
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .fhir-venv var .pytest_cache

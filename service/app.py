@@ -1,0 +1,71 @@
+"""The Flask app factory: configuration in, a wired service out.
+
+Everything expensive (services, rule set, database, FHIR session) is built here once and
+handed to the views through ``app.extensions``; no view reads configuration from globals.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from service import fixtures, security
+from service.cdshooks.services import load_services
+from service.config import Settings
+from service.engine import RuleRegistry
+from service.fhir_client import FhirClient
+from service.store import Store
+from service.web import cors, discovery, errors, feedback, health, invoke
+from service.web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _demo_source(settings: Settings):
+    """Demo patients answer for their own ids only; everything else goes to the FHIR server."""
+    ids = frozenset(fixtures.demo_patient_ids(settings.fixtures_dir))
+
+    def demo(patient_id: str):
+        if patient_id not in ids:
+            return None
+        return fixtures.demo_resources(settings.fixtures_dir, patient_id, datetime.now(UTC))
+
+    return demo
+
+
+def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = None) -> Flask:
+    """Build the service; ConfigFileError for invalid hooks or rules: never start half-configured."""
+    settings = settings or Settings.from_env()
+    if not settings.production:
+        log.warning("running in development mode: JWTs optional, any fhirServer allowed")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    services = {s.id: s for s in load_services(settings.hooks_dir)}
+    rules = RuleRegistry(settings.rules_dir)
+    store = Store.from_url(settings.database_url)
+    store.migrate()
+    fhir = fhir or FhirClient(
+        timeout_s=settings.fhir_timeout_s,
+        deadline_s=settings.fhir_deadline_s,
+        page_cap=settings.fhir_page_cap,
+        max_workers=settings.fhir_max_workers,
+    )
+    app.extensions["spinehip"] = Runtime(
+        settings=settings,
+        services=services,
+        rules=rules,
+        store=store,
+        fhir=fhir,
+        demo=_demo_source(settings) if settings.demo_patients else None,
+    )
+
+    errors.init_app(app)
+    cors.init_app(app, settings.cors_origins)
+    security.init_app(app, settings)
+    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,99 @@
+"""The ``spinehip`` command: serve, evaluate a request file, and the admin subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.config import Settings
+from service.yamlsource import ConfigFileError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run under gunicorn: Flask's development server is never used to serve."""
+    from service.server import run_gunicorn
+
+    return run_gunicorn(host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
+
+
+def _parse_time(raw: str | None) -> datetime:
+    if raw is None:
+        return datetime.now(UTC)
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Answer one hook request file exactly as the HTTP service would, without HTTP."""
+    from service import fixtures
+    from service.cdshooks.errors import CdsError
+    from service.cdshooks.request import parse_hook_request, parse_json_body
+    from service.cdshooks.services import load_services
+    from service.engine import load_ruleset
+    from service.fhir_client import FhirClient
+    from service.pipeline import answer_hook
+
+    settings = Settings.from_env()
+    now = _parse_time(args.at)
+    raw = parse_json_body(Path(args.request).read_bytes())
+    body = fixtures.render(raw, now, source=args.request)
+    hook = body.get("hook") if isinstance(body, dict) else None
+    services = [s for s in load_services(settings.hooks_dir) if s.hook == hook or s.id == args.service]
+    if not services:
+        print(f"error: no service answers hook {hook!r}", file=sys.stderr)
+        return 2
+    service = services[0]
+    fhir = FhirClient(timeout_s=settings.fhir_timeout_s, deadline_s=settings.fhir_deadline_s)
+    try:
+        request = parse_hook_request(body, service)
+        answer = answer_hook(service, request, ruleset=load_ruleset(settings.rules_dir), now=now, fhir=fhir)
+    except CdsError as exc:
+        print(json.dumps(exc.outcome(), indent=2))
+        return 1
+    finally:
+        fhir.close()
+    print(json.dumps(answer.body, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spinehip", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the CDS Hooks API under gunicorn")
+    serve.add_argument("--host", default=os.environ.get("SPINEHIP_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("SPINEHIP_PORT", "8080")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("SPINEHIP_WORKERS", "2")))
+    serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds")
+    serve.set_defaults(func=_serve)
+
+    evaluate = sub.add_parser("evaluate", help="print the response for a hook request file")
+    evaluate.add_argument("request", help="a CDS Hooks request JSON file (relative date tokens allowed)")
+    evaluate.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
+    evaluate.add_argument("--service", help="service id (default: the one answering the request's hook)")
+    evaluate.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("SPINEHIP_LOG_LEVEL", "WARNING"))
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigFileError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

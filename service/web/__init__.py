@@ -1,0 +1,1 @@
+"""The thin Flask layer: HTTP in, protocol objects to the pipeline, JSON out."""

@@ -1,0 +1,43 @@
+"""Every error leaves as JSON (a FHIR OperationOutcome), never as an HTML page or a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from service.cdshooks.errors import CdsError, operation_outcome
+
+log = logging.getLogger(__name__)
+
+_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+def outcome_response(status: int, body: dict) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CdsError)
+    def _cds_error(exc: CdsError) -> Response:
+        return outcome_response(exc.status, exc.outcome())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            message = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        return outcome_response(
+            status, operation_outcome([(None, message)], code=_CODES.get(status, "invalid"))
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return outcome_response(
+            500, operation_outcome([(None, "internal error; see the service log")], code="exception")
+        )
