@@ -241,21 +241,28 @@ class Store:
             return set(rows)
 
     def remember_jti(self, jti: str, expires_at: datetime) -> bool:
-        """Record a JWT id; False when any replica has already seen it (a replay)."""
+        """Record a JWT id; False when any replica has already seen it (a replay).
+
+        The id is stored as a digest: ids may be long or hold characters (NUL) PostgreSQL refuses.
+        """
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
             session.execute(delete(SeenToken).where(SeenToken.expires_at <= now))
         try:
             with self._sessions.begin() as session:
-                session.add(SeenToken(jti=jti, expires_at=expires_at))
+                session.add(SeenToken(jti=hashlib.sha256(jti.encode()).hexdigest(), expires_at=expires_at))
         except IntegrityError:
             return False
         return True
 
+    def first_use(self, key: str, expires_at: float) -> bool:
+        """The security layer's ReplayCache protocol (epoch seconds), shared by all replicas."""
+        return self.remember_jti(key, datetime.fromtimestamp(expires_at, UTC))
+
     def decision_activity(self, since: datetime | None = None) -> list[DecisionActivity]:
-        query = select(
-            Decision.rule_id, Decision.mode, Decision.card_uuid, Invocation.evaluation_ms
-        ).join(Invocation, Decision.invocation_id == Invocation.id)
+        query = select(Decision.rule_id, Decision.mode, Decision.card_uuid, Invocation.evaluation_ms).join(
+            Invocation, Decision.invocation_id == Invocation.id
+        )
         if since is not None:
             query = query.where(Invocation.at >= since)
         with self._sessions() as session:
