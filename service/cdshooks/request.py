@@ -16,6 +16,7 @@ import orjson
 from service.cdshooks.errors import CdsError
 from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
+from service.security.json_limits import json_too_deep
 
 REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -58,27 +59,13 @@ class HookRequest:
         return list(self.context.get("selections") or [])
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """True when JSON nesting is deeper than ``limit`` (checked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return False
-
-
 def parse_json_body(raw: bytes) -> Any:
     """Decode a request body; 400 for anything that is not JSON or nests absurdly deep."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise CdsError(400, f"request body is not valid JSON: {exc}", code="structure") from None
-    if _depth_exceeds(data, MAX_DEPTH):
+    if json_too_deep(data, MAX_DEPTH):
         raise CdsError(400, f"JSON nested deeper than {MAX_DEPTH} levels", code="structure")
     return data
 
