@@ -47,3 +47,7 @@ class InvocationRecord:
     tenant: str | None = None
     decisions: tuple[DecisionRecord, ...] = ()
     at: datetime | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("invocation time must carry a time zone")
