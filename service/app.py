@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
 
     errors.init_app(app)
     cors.init_app(app, settings.cors_origins)
-    security.init_app(app, settings)
+    security.init_app(app, settings, replay=store)
     for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

@@ -1,0 +1,59 @@
+"""A service built by the real app factory, with the FHIR side replaced by recorded replies."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from service.app import create_app
+from service.config import Settings
+
+DATA = Path(__file__).parent / "data"
+FHIR = "https://fhir.example.org/r4"
+TOKEN = "proto-access-token-5f2e"
+
+
+def load(name: str) -> dict:
+    return json.loads((DATA / name).read_text())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        demo_patients=False,
+        fhir_timeout_s=0.5,
+        fhir_deadline_s=2.0,
+        fhir_page_cap=5,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def fhir_mock():
+    """Any outbound call that no test registered fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def patient_view() -> dict:
+    return copy.deepcopy(load("patient-view.json"))
+
+
+@pytest.fixture
+def order_select() -> dict:
+    return copy.deepcopy(load("order-select.json"))
