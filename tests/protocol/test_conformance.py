@@ -84,38 +84,24 @@ def test_PRE_01_02_03_prefetch_templates_use_only_root_context_tokens(client):
             assert not template.startswith("/")
 
 
-def write_hook(directory: Path, text: str) -> None:
-    directory.mkdir(exist_ok=True)
-    (directory / "bad.yaml").write_text(text)
+def test_DISC_PRE_03_bad_hooks_file_refuses_start_naming_every_problem(settings):
+    bad = Path(__file__).parent / "data" / "bad-hooks"
+    with pytest.raises(ConfigFileError) as caught:
+        create_app(Settings(**{**settings.__dict__, "hooks_dir": bad}))
+    messages = [str(e) for e in caught.value.errors]
+    assert any("bad.yaml:9:1" in m and "did you mean `usageRequirements`" in m for m in messages), messages
 
 
-def test_DISC_bad_hooks_file_refuses_start_naming_file_and_line(tmp_path, settings):
+def test_PRE_03_draft_orders_token_is_rejected_with_its_line(settings, tmp_path):
     hooks = tmp_path / "hooks"
-    write_hook(
-        hooks,
-        "id: broken\nhook: patient-view\ntitle: t\ndescription: d\nruleset: spine-hip\n"
-        "prefetch:\n  patient: Patient/{{context.patientId}}\n  drafts: ServiceRequest?id={{context.draftOrders}}\n"
-        "usageRequirement: typo\n",
-    )
+    hooks.mkdir()
+    text = (Path(__file__).parent / "data" / "bad-hooks" / "bad.yaml").read_text()
+    (hooks / "bad.yaml").write_text(text.replace("usageRequirement:", "usageRequirements:"))
     with pytest.raises(ConfigFileError) as caught:
         create_app(Settings(**{**settings.__dict__, "hooks_dir": hooks}))
-    text = str(caught.value)
-    assert "bad.yaml:9:1" in text and "usageRequirements" in text  # unknown key with a hint
-    # the draftOrders token error is reported too, not only the first problem
-    assert ("bad.yaml" in text and "draftOrders" in text) or "usageRequirement" in text
-
-
-def test_PRE_03_draft_orders_token_is_rejected_with_line(tmp_path, settings):
-    hooks = tmp_path / "hooks"
-    write_hook(
-        hooks,
-        "id: broken\nhook: order-select\ntitle: t\ndescription: d\nruleset: spine-hip\n"
-        "prefetch:\n  drafts: ServiceRequest?_id={{context.draftOrders}}\n",
-    )
-    with pytest.raises(ConfigFileError) as caught:
-        create_app(Settings(**{**settings.__dict__, "hooks_dir": hooks}))
-    assert "bad.yaml:7:3" in str(caught.value)
-    assert "draftOrders" in str(caught.value)
+    (error,) = caught.value.errors
+    assert (error.line, error.column, error.key) == (8, 3, "prefetch.drafts")
+    assert "draftOrders" in error.message
 
 
 # --- request validation --------------------------------------------------------------------
