@@ -8,6 +8,7 @@ all at once, each with file, line and a hint.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,14 @@ from urllib.parse import urlsplit
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.yamlsource import ConfigError, ConfigFileError, YamlDocument, load_yaml, pydantic_errors
+from service.yamlsource import (
+    ConfigError,
+    ConfigFileError,
+    YamlDocument,
+    did_you_mean,
+    load_yaml,
+    pydantic_errors,
+)
 
 #: Asymmetric JWS algorithms a client may be allowed; ``none`` and HMAC are never among them.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -154,13 +162,22 @@ def _entry_problems(
     return errors
 
 
+def _with_spelling_hint(error: ConfigError) -> ConfigError:
+    """Suggest the nearest valid key for a misspelt one (``fhir_server`` -> ``fhir_servers``)."""
+    if error.hint or not error.message.startswith("unknown key"):
+        return error
+    model = _ClientEntry if error.key.startswith("clients[") else _TrustFile
+    word = error.key.rsplit(".", 1)[-1]
+    return dataclasses.replace(error, hint=did_you_mean(word, model.model_fields))
+
+
 def load_trust_config(path: str | Path, production: bool) -> TrustConfig:
     """Read and check the file; raise ConfigFileError listing every problem found."""
     doc = load_yaml(path)
     try:
         parsed = _TrustFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigFileError(pydantic_errors(doc, exc)) from None
+        raise ConfigFileError([_with_spelling_hint(e) for e in pydantic_errors(doc, exc)]) from None
     errors: list[ConfigError] = []
     clients: dict[str, TrustedClient] = {}
     for index, entry in enumerate(parsed.clients):

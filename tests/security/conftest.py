@@ -1,0 +1,168 @@
+"""Real keys, a real JWK Set served over loopback HTTP, and signed tokens for the security tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from ruamel.yaml import YAML
+
+from service.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ISSUER = "https://ehr.example.test"
+TENANT = "hospital-a"
+FHIR_BASE = "https://fhir.example.test/r4"
+PUBLIC_BASE = "https://cds.example.test"
+EC_KID = "ec-384-1"
+RSA_KID = "rsa-384-1"
+
+
+class JwksServer:
+    """Serves ``document`` as JSON on 127.0.0.1 and counts the fetches."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {"keys": []}
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits += 1
+                body = json.dumps(server.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks.json"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def public_jwk(key: Any, kid: str, alg: str | None = None) -> dict[str, Any]:
+    """The public half of ``key`` as a JWK with ``kid`` (and ``alg`` if given)."""
+    algorithm = jwt.algorithms.ECAlgorithm if isinstance(key, ec.EllipticCurvePrivateKey) else (
+        jwt.algorithms.RSAAlgorithm
+    )
+    jwk = json.loads(algorithm.to_jwk(key.public_key()))
+    jwk["kid"] = kid
+    if alg:
+        jwk["alg"] = alg
+    return jwk
+
+
+@pytest.fixture(scope="session")
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def jwks_server(ec_key, rsa_key) -> Iterator[JwksServer]:
+    server = JwksServer()
+    server.document = {"keys": [public_jwk(ec_key, EC_KID), public_jwk(rsa_key, RSA_KID, "RS384")]}
+    yield server
+    server.close()
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    YAML().dump(data, path)
+    return path
+
+
+@pytest.fixture
+def trust_file(tmp_path: Path, jwks_server: JwksServer) -> Path:
+    """One trusted EHR whose keys come from the loopback JWK Set, one tenant, one FHIR base."""
+    return write_yaml(tmp_path / "trusted-clients.yaml", {
+        "jwks_refetch_interval_seconds": 30,
+        "clients": [{
+            "iss": ISSUER,
+            "jku": jwks_server.url,
+            "tenants": [TENANT],
+            "fhir_servers": [FHIR_BASE],
+        }],
+    })
+
+
+@pytest.fixture
+def production_settings(tmp_path: Path, trust_file: Path) -> Settings:
+    return Settings(
+        mode="production",
+        public_base_url=PUBLIC_BASE,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        demo_patients=False,
+        trusted_clients_path=trust_file,
+        fhir_timeout_s=0.5,
+        fhir_deadline_s=2.0,
+    )
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_token(ec_key, rsa_key, jwks_server) -> TokenFactory:
+    """Sign a token like a well-behaved EHR would; keyword arguments override claims or headers.
+
+    ``aud_path`` is appended to the public base URL; ``claims``/``headers`` entries set to None
+    are removed.
+    """
+
+    def make(
+        aud_path: str = "/cds-services",
+        *,
+        alg: str = "ES384",
+        key: Any = None,
+        claims: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": PUBLIC_BASE + aud_path,
+            "exp": now + 300,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "tenant": TENANT,
+        }
+        head: dict[str, Any] = {
+            "typ": "JWT",
+            "kid": EC_KID if alg.startswith("ES") else RSA_KID,
+            "jku": jwks_server.url,
+        }
+        body.update(claims or {})
+        head.update(headers or {})
+        body = {k: v for k, v in body.items() if v is not None}
+        head = {k: v for k, v in head.items() if v is not None}
+        if key is None:
+            key = ec_key if alg.startswith("ES") else rsa_key
+        return jwt.encode(body, key, algorithm=alg, headers=head)
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
