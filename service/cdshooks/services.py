@@ -93,18 +93,22 @@ def load_services(hooks_dir: Path) -> list[CdsService]:
         if not isinstance(doc.data, dict):
             errors.append(doc.error((), "a service file must be a mapping"))
             continue
+        hook = doc.data.get("hook")
+        prefetch = doc.data.get("prefetch")
+        if hook in HOOKS and isinstance(prefetch, dict):
+            # Token problems are reported even when other keys are wrong: one pass fixes all.
+            for key, template in prefetch.items():
+                for problem in template_token_errors(hook, str(template)):
+                    errors.append(doc.error(("prefetch", key), problem))
+        elif isinstance(hook, str) and hook not in HOOKS:
+            errors.append(doc.error(("hook",), f"unsupported hook `{hook}`", did_you_mean(hook, HOOKS)))
         try:
             parsed = ServiceFile.model_validate(doc.data)
         except ValidationError as exc:
             errors.extend(pydantic_errors(doc, exc, model=ServiceFile))
             continue
         if parsed.hook not in HOOKS:
-            hint = did_you_mean(parsed.hook, HOOKS)
-            errors.append(doc.error(("hook",), f"unsupported hook `{parsed.hook}`", hint))
             continue
-        for key, template in parsed.prefetch.items():
-            for problem in template_token_errors(parsed.hook, template):
-                errors.append(doc.error(("prefetch", key), problem))
         if parsed.id in seen:
             errors.append(doc.error(("id",), f"service id `{parsed.id}` already used in {seen[parsed.id]}"))
         seen[parsed.id] = str(path)

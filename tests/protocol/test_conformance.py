@@ -90,6 +90,7 @@ def test_DISC_PRE_03_bad_hooks_file_refuses_start_naming_every_problem(settings)
         create_app(Settings(**{**settings.__dict__, "hooks_dir": bad}))
     messages = [str(e) for e in caught.value.errors]
     assert any("bad.yaml:9:1" in m and "did you mean `usageRequirements`" in m for m in messages), messages
+    assert any("bad.yaml:8:3" in m and "draftOrders" in m for m in messages), messages
 
 
 def test_PRE_03_draft_orders_token_is_rejected_with_its_line(settings, tmp_path):
