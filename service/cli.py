@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service import fixtures_load
 from service.config import Settings
 from service.yamlsource import ConfigFileError
 
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
     evaluate.add_argument("--service", help="service id (default: the one answering the request's hook)")
     evaluate.set_defaults(func=_evaluate)
+
+    fixtures_load.register(sub)
     return parser
 
 
