@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.store import AuditPolicy, Store
+from service.store import AuditPolicy, DecisionRecord, InvocationRecord, Store
 
 PG_URL_ENV = "SPINEHIP_TEST_PG_URL"
 DATA = Path(__file__).parent / "data"
@@ -72,3 +73,35 @@ def feedback_item(name: str, **changes: Any) -> dict[str, Any]:
     """A feedback item from ``data/feedback.json`` with some fields replaced."""
     items = json.loads((DATA / "feedback.json").read_text())
     return {**items[name], **changes}
+
+
+CARD = "0b6f6a52-5f0e-4d0c-9d8e-3f4f8e2c1a01"
+
+
+def invocation(patient_id: str = "patient-ces-1", **changes: object) -> InvocationRecord:
+    fields: dict[str, object] = {
+        "service_id": "spinehip-order-select",
+        "hook": "order-select",
+        "hook_instance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "ruleset_version": "2026.11.0",
+        "evaluation_ms": 14.5,
+        "patient_id": patient_id,
+        "user_id": "Practitioner/example",
+        "tenant": "clinic-north",
+        "at": datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+        "decisions": (
+            DecisionRecord(
+                rule_id="cauda-equina",
+                indicator="critical",
+                mode="active",
+                card_uuid=CARD,
+                suggestion_uuids=("5d3c1b0e-2a44-4b7e-8e0a-7c1f3e9b2d11",),
+                summary="Possible cauda equina syndrome",
+                evidence=("Observation/saddle-numbness",),
+                sources=("ACR Low Back Pain",),
+            ),
+            DecisionRecord(rule_id="spine-pattern-mri", indicator="info", mode="shadow"),
+        ),
+    }
+    fields.update(changes)
+    return InvocationRecord(**fields)  # type: ignore[arg-type]

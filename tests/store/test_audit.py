@@ -7,41 +7,11 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
+from conftest import CARD, invocation
 from sqlalchemy import select
 
-from service.store import AuditPolicy, DecisionRecord, InvocationRecord, Store
+from service.store import AuditPolicy, DecisionRecord, Store
 from service.store.schema import Decision, Invocation
-
-CARD = "0b6f6a52-5f0e-4d0c-9d8e-3f4f8e2c1a01"
-
-
-def invocation(patient_id: str = "patient-ces-1", **changes: object) -> InvocationRecord:
-    fields: dict[str, object] = {
-        "service_id": "spinehip-order-select",
-        "hook": "order-select",
-        "hook_instance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-        "ruleset_version": "2026.11.0",
-        "evaluation_ms": 14.5,
-        "patient_id": patient_id,
-        "user_id": "Practitioner/example",
-        "tenant": "clinic-north",
-        "at": datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
-        "decisions": (
-            DecisionRecord(
-                rule_id="cauda-equina",
-                indicator="critical",
-                mode="active",
-                card_uuid=CARD,
-                suggestion_uuids=("5d3c1b0e-2a44-4b7e-8e0a-7c1f3e9b2d11",),
-                summary="Possible cauda equina syndrome",
-                evidence=("Observation/saddle-numbness",),
-                sources=("ACR Low Back Pain",),
-            ),
-            DecisionRecord(rule_id="spine-pattern-mri", indicator="info", mode="shadow"),
-        ),
-    }
-    fields.update(changes)
-    return InvocationRecord(**fields)  # type: ignore[arg-type]
 
 
 def audit_rows(store: Store) -> tuple[Invocation, list[Decision]]:
