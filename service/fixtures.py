@@ -204,7 +204,7 @@ def build_request(
 
     ``prefetch_keys`` None means every key; a subset leaves the others out, as an EHR that
     prefetches only part of what the service asked for would. The hookInstance is derived from
-    hook and patient so a regenerated request is byte-identical. Date tokens are left as they are.
+    hook and context so a regenerated request is byte-identical. Date tokens are left as they are.
     """
     if hook not in HOOKS:
         raise ValueError(f"unsupported hook {hook!r}; expected one of {sorted(HOOKS)}")
@@ -242,7 +242,8 @@ def build_request(
                 [e for e in entries if e["resource"].get("resourceType") == rtype]
             )
 
-    instance = uuid.uuid5(_HOOK_INSTANCE_NAMESPACE, f"{hook}|{patient_id}")
+    # Derived from the whole context so two requests for one patient never share an instance.
+    instance = uuid.uuid5(_HOOK_INSTANCE_NAMESPACE, json.dumps([hook, context], sort_keys=True))
     return {"hookInstance": str(instance), "hook": hook, "context": context, "prefetch": prefetch}
 
 
