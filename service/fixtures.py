@@ -247,6 +247,57 @@ def build_request(
     return {"hookInstance": str(instance), "hook": hook, "context": context, "prefetch": prefetch}
 
 
+ORDER_REQUESTS_FILE = "order_requests.yaml"
+
+
+def _order_specs(root: Path) -> list[dict[str, str]]:
+    doc = load_yaml(root / ORDER_REQUESTS_FILE)
+    specs = doc.data.get("orders") if isinstance(doc.data, dict) else None
+    if not isinstance(specs, list):
+        raise ConfigFileError([doc.error(("orders",), "expected a top-level `orders:` list")])
+    errors = []
+    for index, spec in enumerate(specs):
+        if not isinstance(spec, dict) or set(spec) != {"request", "patient", "hook"}:
+            errors.append(doc.error(("orders", index), "needs exactly `request`, `patient`, `hook`"))
+        elif spec["hook"] not in ORDER_HOOKS:
+            errors.append(doc.error(("orders", index, "hook"), f"not an order hook: {spec['hook']}"))
+    if errors:
+        raise ConfigFileError(errors)
+    return specs
+
+
+def planned_requests(fixtures_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Request file name -> the request build_request makes for it (date tokens unrendered).
+
+    One patient-view request per patient Bundle, plus the order-hook requests listed in
+    ``order_requests.yaml`` with their drafts from ``drafts/<request>.json``. The checked-in
+    files under ``requests/`` must equal this, so they cannot drift from the patients.
+    """
+    root = Path(fixtures_dir)
+    bundles = {f.stem: _read_json(f) for f in sorted((root / "patients").glob("*.json"))}
+
+    def patient_id(slug: str) -> str:
+        patient = _patient_of(bundles[slug])
+        if patient is None:
+            raise FixtureError(f"patients/{slug}.json", "$.entry", "no Patient resource")
+        return patient["id"]
+
+    out = {slug: build_request(bundle, hook="patient-view", prefetch_keys=None,
+                               patient_id=patient_id(slug))
+           for slug, bundle in bundles.items()}
+    for spec in _order_specs(root):
+        slug = spec["patient"]
+        if slug not in bundles:
+            raise FixtureError(ORDER_REQUESTS_FILE, f"$.{spec['request']}", f"no patient {slug!r}")
+        drafts = _read_json(root / "drafts" / f"{spec['request']}.json")
+        _expect_type(drafts, "Bundle", f"drafts/{spec['request']}.json")
+        out[spec["request"]] = build_request(
+            bundles[slug], hook=spec["hook"], prefetch_keys=None, patient_id=patient_id(slug),
+            draft_orders=drafts,
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- expected cards
 
 
