@@ -1,0 +1,495 @@
+"""Evaluation: facts + compiled rule set -> decisions and a trace a person can follow.
+
+Pure functions of their inputs: no I/O, no clock (``now`` is passed in), no global state, so the
+CLI, the tests and the web layer get the same answer for the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.engine import model as m
+from service.engine.conditions import OPERATORS as OPS
+from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
+from service.engine.facts import Fact, FactBase, normalise
+from service.engine.ruleset import CompiledRule, RuleSet
+
+RED_FLAG_ONLY_NOTE = "counted for red flags only"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A matched fact as the card and the audit show it."""
+
+    ref: str
+    finding: str
+    display: str
+    date: str | None
+    tentative: bool
+    present: bool
+    laterality: str | None
+    resource_type: str
+    coding: tuple[str, str] | None
+
+    @classmethod
+    def of(cls, fact: Fact, finding: str) -> Evidence:
+        return cls(fact.ref, finding, fact.display, fact.date_text, fact.tentative, fact.present,
+                   fact.laterality, fact.resource_type, fact.codes[0] if fact.codes else None)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ref": self.ref, "finding": self.finding, "display": self.display}
+        if self.date:
+            out["date"] = self.date
+        if self.tentative:
+            out["note"] = RED_FLAG_ONLY_NOTE
+        if not self.present:
+            out["absent"] = True
+        if self.laterality:
+            out["laterality"] = self.laterality
+        return out
+
+
+@dataclass(frozen=True)
+class PlannedSuggestion:
+    """What a card will offer: create a coded order, or delete draft orders."""
+
+    label: str
+    order_id: str | None = None
+    order: m.Order | None = None
+    priority: str | None = None
+    delete_refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule_id: str
+    mode: str
+    rule: m.Rule
+    summary: str
+    detail: str
+    evidence: tuple[Evidence, ...]
+    suggestions: tuple[PlannedSuggestion, ...]
+    laterality: str | None
+    reasons: tuple[tuple[str, str, str], ...]
+    sources: tuple[m.Source, ...]
+    override_reasons: tuple[tuple[str, str], ...]
+
+    @property
+    def tentative(self) -> bool:
+        return any(e.tentative for e in self.evidence)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decisions: tuple[Decision, ...]
+    trace: dict[str, Any]
+    ruleset_version: str
+    pama: Mapping[str, str] = field(default_factory=dict)
+    drafts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def active(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.mode == "active")
+
+    @property
+    def shadow(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.mode == "shadow")
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(d.rule_id for d in self.decisions)
+
+
+@dataclass
+class Relief:
+    percent: float
+    evidence: list[Evidence]
+    laterality: str | None
+
+
+class _Evaluator:
+    """Memoised look-ups for one request; discarded afterwards."""
+
+    def __init__(self, ruleset: RuleSet, facts: FactBase, now: datetime, hook: str):
+        self.rs = ruleset
+        self.facts = facts
+        self.now = now
+        self.hook = hook
+        self._matches: dict[str, list[Fact]] = {}
+        self._scores: dict[str, tuple[float, list[Evidence], list[dict[str, Any]]]] = {}
+        self._durations: dict[str, tuple[timedelta | None, list[Evidence]]] = {}
+        self._reliefs: dict[str, Relief | None] = {}
+
+    # ------------------------------------------------------------ findings
+
+    def matches(self, name: str) -> list[Fact]:
+        if name not in self._matches:
+            self._matches[name] = self._match(name)
+        return self._matches[name]
+
+    def _match(self, name: str) -> list[Fact]:
+        finding = self.rs.findings[name]
+        spec = finding.spec
+        candidates: dict[int, Fact] = {}
+        for key in finding.codes:
+            for fact in self.facts.by_code.get(key, ()):
+                candidates[id(fact)] = fact
+        out = []
+        for fact in candidates.values():
+            if fact.resource_type not in spec.resources:
+                continue
+            if fact.draft != (spec.source == "draft-orders"):
+                continue
+            if fact.tentative and spec.statuses == "routine":
+                continue
+            if fact.resource_type == "Condition" and not fact.current and not spec.history:
+                continue
+            if fact.present != (spec.presence == "present"):
+                continue
+            if spec.within is not None and (
+                fact.when is None or fact.when < self.now - spec.within
+                or fact.when > self.now + timedelta(days=1)
+            ):
+                continue
+            if spec.value is not None and not _value_ok(fact, spec.value):
+                continue
+            if finding.body_sites is not None and not finding.body_sites & fact.body_sites:
+                continue
+            out.append(fact)
+        out.sort(key=lambda f: (f.when is None, f.when), reverse=False)
+        return out
+
+    # ------------------------------------------------------------ derived facts
+
+    def score(self, name: str) -> tuple[float, list[Evidence], list[dict[str, Any]]]:
+        if name not in self._scores:
+            total, evidence, parts = 0.0, [], []
+            for comp, node in self.rs.scores[name].components:
+                ok, ev = self.truth(node)
+                if ok:
+                    total += comp.weight
+                    evidence += ev
+                    parts.append({"feature": comp.feature, "weight": comp.weight,
+                                  "matched": sorted({e.ref for e in ev})})
+            self._scores[name] = (total, evidence, parts)
+        return self._scores[name]
+
+    def duration(self, name: str) -> tuple[timedelta | None, list[Evidence]]:
+        if name not in self._durations:
+            spec = self.rs.durations[name]
+            result: tuple[timedelta | None, list[Evidence]] = (None, [])
+            for group in (spec.findings, spec.fallback):
+                dated = [(f, n) for n in group for f in self.matches(n) if f.when is not None]
+                if dated:
+                    fact, finding = min(dated, key=lambda p: p[0].when)
+                    result = (self.now - fact.when, [Evidence.of(fact, finding)])
+                    break
+            self._durations[name] = result
+        return self._durations[name]
+
+    def relief(self, name: str) -> Relief | None:
+        if name not in self._reliefs:
+            self._reliefs[name] = self._relief(self.rs.reliefs[name])
+        return self._reliefs[name]
+
+    def _relief(self, spec: m.PercentRelief) -> Relief | None:
+        procedures = sorted((f for f in self.matches(spec.procedure) if f.when is not None),
+                            key=lambda f: f.when, reverse=True)
+        for proc in procedures:
+            proc_ev = Evidence.of(proc, spec.procedure)
+            if spec.reported:
+                reported = [f for f in self.matches(spec.reported)
+                            if proc.ref in f.part_of and f.value is not None]
+                if reported:
+                    latest = max(reported, key=lambda f: (f.when is not None, f.when))
+                    return Relief(latest.value, [proc_ev, Evidence.of(latest, spec.reported)],
+                                  proc.laterality)
+            scores = [f for f in self.matches(spec.pain_score)
+                      if f.value is not None and f.when is not None
+                      and (not f.part_of or proc.ref in f.part_of)]
+            pre = [f for f in scores if proc.when - spec.before <= f.when <= proc.when]
+            post = [f for f in scores
+                    if proc.when + spec.after_min <= f.when <= proc.when + spec.after_max]
+            if not pre or not post:
+                continue
+            before = max(pre, key=lambda f: f.when)
+            after = min(post, key=lambda f: f.value)
+            if before.value <= 0 or before.value < spec.min_before_score:
+                continue
+            percent = (before.value - after.value) / before.value * 100
+            return Relief(percent, [proc_ev, Evidence.of(before, spec.pain_score),
+                                    Evidence.of(after, spec.pain_score)], proc.laterality)
+        return None
+
+    # ------------------------------------------------------------ conditions
+
+    def truth(self, node: Node) -> tuple[bool, list[Evidence]]:
+        if isinstance(node, Ref):
+            if node.kind == "condition":
+                return self.truth(self.rs.conditions[node.name])
+            facts = self.matches(node.name)
+            return bool(facts), [Evidence.of(f, node.name) for f in facts]
+        if isinstance(node, AllOf):
+            evidence: list[Evidence] = []
+            for child in node.children:
+                ok, ev = self.truth(child)
+                if not ok:
+                    return False, []
+                evidence += ev
+            return True, evidence
+        if isinstance(node, AnyOf):
+            results = [self.truth(c) for c in node.children]
+            evidence = [e for ok, ev in results if ok for e in ev]
+            return any(ok for ok, _ in results), evidence
+        if isinstance(node, Not):
+            return not self.truth(node.child)[0], []
+        if isinstance(node, HookIs):
+            return self.hook in node.hooks, []
+        if isinstance(node, Unknown):
+            known = (self.duration(node.name)[0] if node.kind == "duration"
+                     else self.relief(node.name))
+            return known is None, []
+        if isinstance(node, Compare):
+            return self._compare(node)
+        raise TypeError(f"unknown condition node {node!r}")
+
+    def _compare(self, node: Compare) -> tuple[bool, list[Evidence]]:
+        if node.kind == "score":
+            value, evidence, _ = self.score(node.name)
+        elif node.kind == "duration":
+            value, evidence = self.duration(node.name)
+        elif node.kind == "relief":
+            relief = self.relief(node.name)
+            value, evidence = (relief.percent, relief.evidence) if relief else (None, [])
+        else:
+            facts = self.matches(node.name)
+            value, evidence = len(facts), [Evidence.of(f, node.name) for f in facts]
+        if value is None:
+            return False, []
+        ok = OPS[node.op](value, node.value)
+        return ok, evidence if ok else []
+
+    # ------------------------------------------------------------ presentation values
+
+    def template_values(self, side: str | None) -> dict[str, str]:
+        values = {"side": {"left": "left", "right": "right", "both": "both sides"}.get(
+            side or "", "unspecified side")}
+        for name in self.rs.scores:
+            values[name] = _number(self.score(name)[0])
+        for name in self.rs.durations:
+            value = self.duration(name)[0]
+            values[name] = f"{value.days} days" if value is not None else "unknown duration"
+        for name in self.rs.reliefs:
+            relief = self.relief(name)
+            values[name] = f"{_number(round(relief.percent, 1))}%" if relief else "unknown"
+        return values
+
+    def derived_trace(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.rs.scores:
+            value, _, parts = self.score(name)
+            out[name] = {"score": value, "components": parts}
+        for name in self.rs.durations:
+            value, ev = self.duration(name)
+            out[name] = ({"days": value.days, "from": ev[0].as_dict()} if value is not None
+                         else {"days": None})
+        for name in self.rs.reliefs:
+            relief = self.relief(name)
+            out[name] = ({"percent": round(relief.percent, 1),
+                          "evidence": [e.as_dict() for e in relief.evidence]}
+                         if relief else {"percent": None})
+        return out
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _value_ok(fact: Fact, compare: m.ValueCompare) -> bool:
+    if fact.value is None:
+        return False
+    if compare.unit is not None and fact.unit not in (None, compare.unit):
+        return False
+    return all(OPS[op](fact.value, limit) for op in OPS
+               if (limit := getattr(compare, op)) is not None)
+
+
+def _side(evidence: Iterable[Evidence]) -> str | None:
+    sides = {e.laterality for e in evidence if e.laterality and not e.ref.startswith("Service")}
+    if "both" in sides or {"left", "right"} <= sides:
+        return "both"
+    return next(iter(sides), None)
+
+
+def _reasons(rule: m.Rule, evidence: Sequence[Evidence]) -> tuple[tuple[str, str, str], ...]:
+    """reasonCode candidates: the rule's named findings first, else Conditions then Observations."""
+    usable = [e for e in evidence if e.present and e.coding
+              and e.resource_type in ("Condition", "Observation")]
+    if rule.reason_from:
+        named = [e for e in usable if e.finding in rule.reason_from]
+        usable = named or usable
+    usable.sort(key=lambda e: e.resource_type != "Condition")
+    out: dict[tuple[str, str], str] = {}
+    for e in usable:
+        out.setdefault(e.coding, e.display)
+    return tuple((s, c, d) for (s, c), d in list(out.items())[:2])
+
+
+def _dedupe(evidence: Iterable[Evidence]) -> tuple[Evidence, ...]:
+    seen: dict[str, Evidence] = {}
+    for e in evidence:
+        seen.setdefault(e.ref, e)
+    return tuple(seen.values())
+
+
+def _age(facts: FactBase, now: datetime) -> int | None:
+    born = facts.birth_date
+    if born is None:
+        return None
+    today = now.date()
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _decide(ev: _Evaluator, rule: CompiledRule, evidence: list[Evidence]) -> Decision:
+    spec = rule.spec
+    evidence_t = _dedupe(evidence)
+    side = _side(evidence_t)
+    values = ev.template_values(side)
+    suggestions = []
+    for sug in rule.suggestions:
+        if sug.when is not None and not ev.truth(sug.when)[0]:
+            continue
+        s = sug.spec
+        if s.order is not None:
+            order = ev.rs.orders[s.order]
+            suggestions.append(PlannedSuggestion(s.label or order.title, s.order, order,
+                                                 s.priority))
+        else:
+            refs = tuple(f.ref for f in ev.matches(s.delete_drafts or ""))
+            if refs:
+                suggestions.append(PlannedSuggestion(s.label or "Remove the draft order",
+                                                     delete_refs=refs))
+    return Decision(
+        rule_id=spec.id, mode=spec.mode, rule=spec,
+        summary=spec.summary.format_map(values), detail=spec.detail.format_map(values).strip(),
+        evidence=evidence_t, suggestions=tuple(suggestions), laterality=side,
+        reasons=_reasons(spec, evidence_t),
+        sources=tuple(ev.rs.sources[s] for s in spec.cite),
+        override_reasons=tuple((c, ev.rs.override_reasons[c]) for c in spec.override_reasons),
+    )
+
+
+def _pama(ev: _Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
+    """PAMA-style rating per imaging draft: a guard that matched it wins, then a rule that
+    suggests the same order, else no criteria apply."""
+    if ev.rs.pama_finding is None:
+        return {}
+    ratings: dict[str, str] = {}
+    for draft in ev.matches(ev.rs.pama_finding):
+        codes = set(draft.codes)
+        rating = "no-criteria-apply"
+        for d in decisions:
+            if d.mode != "active" or d.rule.pama_rating is None:
+                continue
+            if d.rule.pama_rating == "not-appropriate":
+                if any(e.ref == draft.ref for e in d.evidence):
+                    rating = "not-appropriate"
+                    break
+            elif any(codes & {(c.system, c.code) for c in s.order.codes}
+                     for s in d.suggestions if s.order):
+                rating = "appropriate"
+                break
+        ratings[draft.ref] = rating
+    return ratings
+
+
+def evaluate(
+    ruleset: RuleSet,
+    resources: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    hook: str = "patient-view",
+    draft_orders: Any = (),
+    selections: Sequence[str] = (),
+) -> Evaluation:
+    """Run every enabled rule in precedence order; suppressed and ineligible rules are traced."""
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    facts = normalise(ruleset, resources, draft_orders=draft_orders,
+                      selections=selections if hook == "order-select" else ())
+    ev = _Evaluator(ruleset, facts, now, hook)
+    age = _age(facts, now)
+    elig = ruleset.eligibility
+    suppressed_by: dict[str, str] = {}
+    decisions: list[Decision] = []
+    rule_trace: list[dict[str, Any]] = []
+    for rule in ruleset.rules:
+        spec = rule.spec
+        entry: dict[str, Any] = {"rule": spec.id, "precedence": spec.precedence, "mode": spec.mode}
+        rule_trace.append(entry)
+        if not spec.enabled:
+            entry["status"] = "disabled"
+            continue
+        if spec.hooks is not None and hook not in spec.hooks:
+            entry["status"] = "not evaluated for this hook"
+            continue
+        if age is not None and age < elig.min_age_years:
+            entry["status"] = f"patient younger than {elig.min_age_years}"
+            continue
+        if age is None and elig.unknown_age == "red-flags-only" and not spec.red_flag:
+            entry["status"] = "age unknown: red-flag rules only"
+            continue
+        fired, evidence = ev.truth(rule.when)
+        entry["fired"] = fired
+        if not fired:
+            entry["status"] = "did not fire"
+            continue
+        entry["matched"] = [e.as_dict() for e in _dedupe(evidence)]
+        if spec.id in suppressed_by:
+            entry["status"] = "suppressed"
+            entry["suppressedBy"] = suppressed_by[spec.id]
+            continue
+        decision = _decide(ev, rule, evidence)
+        decisions.append(decision)
+        entry["status"] = "shadow" if spec.mode == "shadow" else "card"
+        if spec.mode == "active":
+            for target in spec.suppresses:
+                suppressed_by.setdefault(target, spec.id)
+    pama = _pama(ev, decisions)
+    drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
+    trace: dict[str, Any] = {
+        "ruleset": {"name": ruleset.name, "version": ruleset.full_version},
+        "now": now.isoformat(),
+        "hook": hook,
+        "patient": {"ref": facts.patient_ref, "ageYears": age},
+        "input": facts.trace(),
+        "facts": [_fact_trace(f) for f in facts.facts],
+        "derived": ev.derived_trace(),
+        "rules": rule_trace,
+    }
+    if pama:
+        trace["pama"] = pama
+    return Evaluation(tuple(decisions), trace, ruleset.full_version, pama, drafts)
+
+
+def _fact_trace(fact: Fact) -> dict[str, Any]:
+    out: dict[str, Any] = {"ref": fact.ref, "display": fact.display, "status": fact.status,
+                           "codes": [f"{s}|{c}" for s, c in fact.codes]}
+    if fact.date_text:
+        out["date"] = fact.date_text
+    if not fact.present:
+        out["absent"] = True
+    if fact.tentative:
+        out["note"] = RED_FLAG_ONLY_NOTE
+    if not fact.current:
+        out["current"] = False
+    if fact.value is not None:
+        out["value"] = fact.value
+    if fact.laterality:
+        out["laterality"] = fact.laterality
+    if fact.draft:
+        out["draft"] = True
+    return out

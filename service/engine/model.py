@@ -1,0 +1,259 @@
+"""The rule-file format as pydantic models: what an admin may write, and nothing else.
+
+Every model forbids unknown keys so a typo (``suppress:`` for ``suppresses:``) is an error with a
+did-you-mean hint instead of a silently ignored line. Conditions (``when:``) are parsed by
+``conditions.py`` because their error messages need the names of findings and scores.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+RESOURCE_TYPES = (
+    "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
+)
+HOOKS = ("patient-view", "encounter-start", "order-select", "order-sign")
+ResourceType = Literal[
+    "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
+]
+Hook = Literal["patient-view", "encounter-start", "order-select", "order-sign"]
+
+_DURATION = re.compile(r"([+-]?)(\d+)\s*([ywdhm])")
+_UNITS = {"y": timedelta(days=365), "w": timedelta(weeks=1), "d": timedelta(days=1),
+          "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+
+
+def parse_duration(raw: Any) -> timedelta:
+    """``14d``, ``6h``, ``15m``, ``-7d``: the only spellings, so ``14`` alone is an error."""
+    if isinstance(raw, timedelta):
+        return raw
+    match = _DURATION.fullmatch(str(raw).strip()) if isinstance(raw, str) else None
+    if match is None:
+        raise ValueError("a duration is a number and a unit, e.g. `14d`, `6h`, `15m`, `1y`")
+    sign = -1 if match[1] == "-" else 1
+    return sign * int(match[2]) * _UNITS[match[3]]
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Include(Strict):
+    """Codes from one system; each code maps to its display so a reader knows what it means."""
+
+    system: str
+    codes: dict[str, str] = Field(min_length=1)
+
+
+class ValueSet(Strict):
+    title: str
+    include: list[Include] = Field(min_length=1)
+
+
+class ValueCompare(Strict):
+    """Numeric test on valueQuantity.value or valueInteger."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    eq: float | None = None
+    unit: str | None = None
+
+
+class Finding(Strict):
+    """Which resources count as one clinical finding, and under which status policy."""
+
+    title: str
+    valueset: str
+    resources: list[ResourceType] = Field(min_length=1)
+    within: Duration | None = None
+    statuses: Literal["routine", "red-flag"] = "routine"
+    history: bool = False
+    presence: Literal["present", "absent"] = "present"
+    value: ValueCompare | None = None
+    body_site: str | None = None
+    source: Literal["record", "draft-orders"] = "record"
+
+
+class ScoreComponent(Strict):
+    feature: str
+    when: Any
+    weight: float
+
+
+class Score(Strict):
+    title: str
+    components: list[ScoreComponent] = Field(min_length=1)
+
+
+class DurationSinceOnset(Strict):
+    """Time since the earliest onset among ``findings`` (``fallback`` when none has a date)."""
+
+    title: str
+    kind: Literal["duration-since-onset"]
+    findings: list[str] = Field(min_length=1)
+    fallback: list[str] = []
+
+
+class PercentRelief(Strict):
+    """Relief between pain scores before and after a Procedure, or a reported percentage."""
+
+    title: str
+    kind: Literal["percent-relief"]
+    procedure: str
+    pain_score: str
+    reported: str | None = None
+    before: Duration = timedelta(hours=24)
+    after_min: Duration = timedelta(minutes=15)
+    after_max: Duration = timedelta(hours=6)
+    min_before_score: float = 0
+
+
+DERIVED_KINDS: dict[str, type[Strict]] = {
+    "duration-since-onset": DurationSinceOnset,
+    "percent-relief": PercentRelief,
+}
+
+
+class Coding(Strict):
+    system: str
+    code: str
+    display: str
+
+
+class Order(Strict):
+    """A coded ServiceRequest template a suggestion can create."""
+
+    title: str
+    codes: list[Coding] = Field(min_length=1)
+    category: Literal["imaging", "referral", "procedure"]
+    body_site: Coding | None = None
+    lateralised: bool = False
+    performer: str | None = None
+    note: str | None = None
+
+
+class Link(Strict):
+    label: str
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, url: str) -> str:
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ValueError("a link must be an absolute http(s) URL")
+        return url
+
+
+class Source(Strict):
+    """A cited document: a source article file or a guideline with its public address."""
+
+    title: str
+    kind: Literal["article", "guideline"]
+    url: str | None = None
+    file: str | None = None
+
+
+class Suggestion(Strict):
+    order: str | None = None
+    delete_drafts: str | None = None
+    label: str | None = None
+    priority: Literal["routine", "urgent", "asap", "stat"] | None = None
+    when: Any = None
+
+
+class Case(Strict):
+    """One test of a rule: data in, rule ids expected present and absent."""
+
+    name: str
+    at: Duration = timedelta(0)
+    hook: Hook = "patient-view"
+    age: int | None = None
+    fixture: str | None = None
+    resources: list[dict[str, Any]] = []
+    draft_orders: list[dict[str, Any]] = []
+    selections: list[str] = []
+    expect: list[str] = []
+    absent: list[str] = []
+
+
+class Rule(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+    title: str
+    description: str | None = None
+    enabled: bool = True
+    mode: Literal["active", "shadow"] = "active"
+    red_flag: bool = False
+    hooks: list[Hook] | None = None
+    precedence: int
+    suppresses: list[str] = []
+    when: Any
+    indicator: Literal["info", "warning", "critical"]
+    summary: str
+    detail: str
+    suggest: list[Suggestion] = []
+    selection: Literal["any", "at-most-one"] = "any"
+    reason_from: list[str] = []
+    links: list[Link] = []
+    override_reasons: list[str] = []
+    cite: list[str] = Field(min_length=1)
+    pama_rating: Literal["appropriate", "not-appropriate"] | None = None
+    tests: list[Case] = []
+
+
+class Eligibility(Strict):
+    min_age_years: int = 16
+    unknown_age: Literal["red-flags-only", "all-rules"] = "red-flags-only"
+
+
+class Laterality(Strict):
+    """Value sets whose codes (SNOMED qualifiers, ICD-10-CM lateral codes) mean a side."""
+
+    right: str
+    left: str
+    both: str
+
+
+class Pama(Strict):
+    imaging_drafts: str
+
+
+class RuleFile(Strict):
+    """Top level of any file under ``rules/``; the header keys appear in exactly one file."""
+
+    ruleset: str | None = None
+    version: str | None = None
+    title: str | None = None
+    description: str | None = None
+    eligibility: Eligibility | None = None
+    laterality: Laterality | None = None
+    pama: Pama | None = None
+    override_reasons: dict[str, str] | None = None
+    sources: dict[str, Any] | None = None
+    valuesets: dict[str, Any] | None = None
+    findings: dict[str, Any] | None = None
+    scores: dict[str, Any] | None = None
+    derived: dict[str, Any] | None = None
+    conditions: dict[str, Any] | None = None
+    orders: dict[str, Any] | None = None
+    rules: list[Any] | None = None
+
+
+# Collection sections and the model each entry is validated against.
+SECTION_MODELS: dict[str, type[Strict]] = {
+    "sources": Source,
+    "valuesets": ValueSet,
+    "findings": Finding,
+    "scores": Score,
+    "orders": Order,
+}
+HEADER_KEYS = ("ruleset", "version", "title", "description", "eligibility", "laterality", "pama",
+               "override_reasons")

@@ -1,0 +1,119 @@
+"""The rule set currently serving, swapped whole and only for a set that validated.
+
+Admins edit files under ``rules/`` while the service runs. A reload (file watch, SIGHUP or the
+admin endpoint) compiles the new set off to the side; only a set that loads without error
+replaces the current one, in one attribute assignment, so a request sees either the old set or
+the new one, never a mix. A bad set is logged and kept as ``last_error`` for /readyz.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service.engine.ruleset import RuleSet, load_ruleset
+from service.yamlsource import ConfigError, ConfigFileError
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Path, mtime and size of every file: cheap to poll, changes on any edit or rename."""
+    out = []
+    for path in sorted(rules_dir.rglob("*")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            out.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
+class RuleRegistry:
+    """Holds the serving RuleSet; the first load must succeed or the service does not start."""
+
+    def __init__(self, rules_dir: Path | str,
+                 loader: Callable[[Path], RuleSet] = load_ruleset):
+        self.rules_dir = Path(rules_dir)
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen = _fingerprint(self.rules_dir)
+        self._current: RuleSet = loader(self.rules_dir)  # raises ConfigFileError when invalid
+        self.last_error: list[ConfigError] | None = None
+        self.loaded_at = datetime.now(UTC)
+
+    @property
+    def current(self) -> RuleSet:
+        return self._current
+
+    def reload(self) -> bool:
+        """Validate the files now on disk; swap them in if valid. True when swapped."""
+        with self._lock:
+            self._seen = _fingerprint(self.rules_dir)
+            try:
+                new = self._loader(self.rules_dir)
+            except ConfigFileError as exc:
+                self.last_error = exc.errors
+                log.error("rule reload rejected (%d errors); still serving %s:\n%s",
+                          len(exc.errors), self._current.full_version, exc)
+                return False
+            old = self._current.full_version
+            self._current = new
+            self.last_error = None
+            self.loaded_at = datetime.now(UTC)
+            log.info("rules reloaded: %s -> %s", old, new.full_version)
+            return True
+
+    def status(self) -> dict[str, Any]:
+        """What /readyz shows about the rules."""
+        out: dict[str, Any] = {"version": self._current.full_version,
+                               "loadedAt": self.loaded_at.isoformat()}
+        if self.last_error:
+            out["lastError"] = [e.as_dict() for e in self.last_error]
+        return out
+
+    def check_for_changes(self) -> bool:
+        """Reload if any file changed since the last look; True when a new set was swapped in."""
+        if _fingerprint(self.rules_dir) == self._seen:
+            return False
+        return self.reload()
+
+    def start_watching(self, interval_s: float = 2.0) -> None:
+        """Poll file times in a daemon thread (works on every filesystem, including ConfigMaps)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.check_for_changes()
+                except Exception:  # the watcher must outlive any surprise in one reload
+                    log.exception("rule file watch failed; will retry")
+
+        self._thread = threading.Thread(target=run, name="rules-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def install_sighup(registry: RuleRegistry) -> None:
+    """Reload the rules on SIGHUP (main thread only, as Python requires for signal handlers)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        # Reload off the signal frame so a slow load never runs inside the interrupted code.
+        threading.Thread(target=registry.reload, name="rules-sighup", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, handler)
