@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from fhir_server_process import (
+    FhirEndpoint,
     FhirServerUnavailable,
     LocalFhirServer,
     ensure_installed,
@@ -29,7 +29,6 @@ from fhir_server_process import (
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SANDBOX_URL_ENV = "FHIR_SANDBOX_URL"
 SANDBOX_TOKEN_ENV = "FHIR_SANDBOX_TOKEN"
-DATA_DIR = Path(__file__).parent / "data"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -37,14 +36,6 @@ def unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: the local FHIR server is required)", pytrace=False)
     pytest.skip(reason)
-
-
-@dataclass(frozen=True)
-class FhirEndpoint:
-    """A FHIR server the tests may write to: its base URL and the token it accepts."""
-
-    base_url: str
-    token: str | None
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,14 @@ INSTALL_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 60.0
 
 
+@dataclass(frozen=True)
+class FhirEndpoint:
+    """A FHIR server the tests may write to: its base URL and the token it accepts."""
+
+    base_url: str
+    token: str | None
+
+
 class FhirServerUnavailable(Exception):
     """The local FHIR server could not be installed or started; the message says why."""
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
-from conftest import DATA_DIR, FhirEndpoint
-from fhir_server_process import LocalFhirServer
+from fhir_server_process import FhirEndpoint, LocalFhirServer, free_port
 
 from service.fixtures import load_bundle
 from service.fixtures_load import FixtureLoadError, load_fixtures, transaction_bundle
 
+DATA_DIR = Path(__file__).parent / "data"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 LOADER_CHECK = DATA_DIR / "patients" / "loader-check.json"
 
@@ -127,8 +128,41 @@ def test_wrong_token_is_reported_with_the_status_and_without_the_token(
     assert wrong not in message
 
 
-def test_unreachable_server_is_reported_not_raised_as_a_crash(tmp_path) -> None:
-    from fhir_server_process import free_port
-
+def test_unreachable_server_is_reported_not_raised_as_a_crash() -> None:
     with pytest.raises(FixtureLoadError, match="unreachable"):
         load_fixtures(f"http://127.0.0.1:{free_port()}/fhir", fixtures_dir=DATA_DIR, timeout_s=5)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.fhirserver
+def test_command_loads_with_the_token_from_the_environment(
+    fhir_server: LocalFhirServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    suffix = f"cli{secrets.token_hex(3)}"
+    monkeypatch.setenv("SPINEHIP_FHIR_TOKEN", fhir_server.token)
+    code = main(["fixtures", "load", "--fhir", fhir_server.base_url,
+                 "--fixtures", str(DATA_DIR), "--suffix", suffix])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"Patient/loader-check-{suffix} (5 resources)" in out
+    endpoint = FhirEndpoint(fhir_server.base_url, fhir_server.token)
+    assert _search(endpoint, f"Patient?_id=loader-check-{suffix}")["total"] == 1
+
+
+@pytest.mark.fhirserver
+def test_command_failure_exits_1_with_the_reason_and_without_the_token(
+    fhir_server: LocalFhirServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    wrong = "wrong-" + secrets.token_hex(8)
+    code = main(["fixtures", "load", "--fhir", fhir_server.base_url, "--token", wrong,
+                 "--fixtures", str(DATA_DIR)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith("error: ") and "401" in captured.err
+    assert wrong not in captured.err + captured.out
