@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service import fixtures_load
+from service import fixtures_load, report
 from service.config import Settings
 from service.yamlsource import ConfigFileError
 
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     fixtures_load.register(sub)
+    report.register(sub)
     return parser
 
 

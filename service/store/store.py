@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, select, text
+from sqlalchemy import Engine, create_engine, delete, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,6 +111,10 @@ class Store:
         """Raise when the database cannot be reached; readiness depends on it."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    def has_schema(self) -> bool:
+        """True once migrations have run; read-only commands check before they query."""
+        return inspect(self.engine).has_table("decisions")
 
     def patient_key(self, patient_id: str | None) -> str | None:
         return self.policy.patient_key(patient_id)
