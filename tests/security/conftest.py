@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -139,15 +142,7 @@ def make_token(ec_key, rsa_key, jwks_server) -> TokenFactory:
         claims: dict[str, Any] | None = None,
         headers: dict[str, Any] | None = None,
     ) -> str:
-        now = int(time.time())
-        body: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": PUBLIC_BASE + aud_path,
-            "exp": now + 300,
-            "iat": now,
-            "jti": str(uuid.uuid4()),
-            "tenant": TENANT,
-        }
+        body = standard_claims(aud_path)
         head: dict[str, Any] = {
             "typ": "JWT",
             "kid": EC_KID if alg.startswith("ES") else RSA_KID,
@@ -166,3 +161,31 @@ def make_token(ec_key, rsa_key, jwks_server) -> TokenFactory:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_signed_token(header: dict[str, Any], claims: dict[str, Any], secret: bytes | None) -> str:
+    """A JWS built by hand, as an attacker would: HMAC-SHA256 with ``secret``, or unsigned if None.
+
+    PyJWT refuses to produce these (it will not HMAC with a PEM key), which is the point.
+    """
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    if secret is None:
+        return signing_input + "."
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def standard_claims(aud_path: str = "/cds-services") -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": ISSUER, "aud": PUBLIC_BASE + aud_path, "exp": now + 300, "iat": now,
+        "jti": str(uuid.uuid4()), "tenant": TENANT,
+    }
+
+
+def load_fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
