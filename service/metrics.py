@@ -1,0 +1,107 @@
+"""Prometheus metrics and the ``/metrics`` endpoint.
+
+Views and components call the small ``observe_*``/``count_*`` functions below rather than touching
+metric objects, so label names stay consistent. Under gunicorn each worker is its own process:
+when ``PROMETHEUS_MULTIPROC_DIR`` names a writable directory (set before the service starts, and
+emptied at each start), prometheus_client writes samples there and ``/metrics`` aggregates every
+worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# Seconds; CDS Hooks calls are meant to answer well under a second, FHIR reads a little slower.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUEST_SECONDS = Histogram(
+    "spinehip_request_seconds",
+    "HTTP request latency by CDS service (empty for non-service routes) and status code.",
+    ["service", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+RULE_EVALUATION_SECONDS = Histogram(
+    "spinehip_rule_evaluation_seconds",
+    "Time the rule engine took for one hook call.",
+    ["service"],
+    buckets=LATENCY_BUCKETS,
+)
+CARDS = Counter(
+    "spinehip_cards_total",
+    "Cards returned, by card topic (the rule id).",
+    ["topic"],
+)
+SHADOW_DECISIONS = Counter(
+    "spinehip_shadow_decisions_total",
+    "Cards a rule in shadow mode would have returned.",
+    ["rule"],
+)
+FHIR_REQUESTS = Counter(
+    "spinehip_fhir_requests_total",
+    "FHIR fallback reads by resource type and outcome (ok or error).",
+    ["resource", "outcome"],
+)
+FHIR_SECONDS = Histogram(
+    "spinehip_fhir_request_seconds",
+    "FHIR fallback read latency by resource type.",
+    ["resource"],
+    buckets=LATENCY_BUCKETS,
+)
+RULE_RELOADS = Counter(
+    "spinehip_rule_reloads_total",
+    "Rule set reloads by result (success or failure).",
+    ["result"],
+)
+
+
+def observe_request(service_id: str | None, status: int, seconds: float) -> None:
+    REQUEST_SECONDS.labels(service=service_id or "", status=str(status)).observe(seconds)
+
+
+def observe_rule_evaluation(service_id: str, seconds: float) -> None:
+    RULE_EVALUATION_SECONDS.labels(service=service_id).observe(seconds)
+
+
+def count_card(topic: str) -> None:
+    CARDS.labels(topic=topic).inc()
+
+
+def count_shadow_decision(rule_id: str) -> None:
+    SHADOW_DECISIONS.labels(rule=rule_id).inc()
+
+
+def observe_fhir_request(resource_type: str, seconds: float, *, error: bool) -> None:
+    FHIR_REQUESTS.labels(resource=resource_type, outcome="error" if error else "ok").inc()
+    FHIR_SECONDS.labels(resource=resource_type).observe(seconds)
+
+
+def count_rule_reload(*, success: bool) -> None:
+    RULE_RELOADS.labels(result="success" if success else "failure").inc()
+
+
+def exposition() -> bytes:
+    """Every worker's samples when running multiprocess, this process's otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
