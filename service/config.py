@@ -11,6 +11,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 MODES = ("development", "production")
 AUDIT_PATIENT_ID_POLICIES = ("store", "hash", "omit")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def parse_snooze_reasons(raw: str) -> tuple[tuple[str, int], ...]:
@@ -46,6 +47,7 @@ class Settings:
     audit_patient_id: str = "hash"
     audit_secret: str | None = field(default=None, repr=False)
     snooze_reasons: tuple[tuple[str, int], ...] = (("snooze-30d", 30),)
+    log_level: str = "INFO"
 
     @property
     def production(self) -> bool:
@@ -86,6 +88,9 @@ class Settings:
         if mode == "production" and audit_patient_id != "omit" and not audit_secret:
             raise ValueError("SPINEHIP_AUDIT_SECRET is required in production to key patient ids")
         snooze = env.get("SPINEHIP_SNOOZE_REASONS")
+        log_level = env.get("SPINEHIP_LOG_LEVEL", defaults.log_level).upper()
+        if log_level not in LOG_LEVELS:
+            raise ValueError(f"SPINEHIP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         origins = env.get("SPINEHIP_CORS_ORIGINS")
         return cls(
             mode=mode,
@@ -108,4 +113,5 @@ class Settings:
             audit_patient_id=audit_patient_id,
             audit_secret=audit_secret,
             snooze_reasons=parse_snooze_reasons(snooze) if snooze else defaults.snooze_reasons,
+            log_level=log_level,
         )

@@ -1,0 +1,113 @@
+"""JSON request logs: one line per request with an id and a duration, and never a token."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, jsonify
+
+from service import logging_setup
+from service.config import Settings
+
+# A syntactically valid, unsigned test JWT: header {"alg":"none"}, payload {"sub":"x"}.
+TEST_JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    logging_setup.configure_logging(Settings(log_level="INFO"), stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+@pytest.fixture
+def client(log_stream: io.StringIO):
+    app = Flask(__name__)
+
+    @app.post("/cds-services/<service_id>")
+    def invoke(service_id: str):
+        logging.getLogger("service.web.invoke").warning("upstream said Bearer %s", TEST_JWT)
+        return jsonify({"cards": []})
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError(f"failed with token {TEST_JWT}")
+
+    logging_setup.init_app(app)
+    return app.test_client()
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def request_lines(stream: io.StringIO) -> list[dict]:
+    return [entry for entry in lines(stream) if entry.get("event") == "request"]
+
+
+def test_one_json_line_per_request_with_id_and_duration(client, log_stream) -> None:
+    response = client.post("/cds-services/spinehip-order-select", json={})
+    [entry] = request_lines(log_stream)
+    assert entry["request_id"] == response.headers["X-Request-ID"]
+    assert (entry["method"], entry["route"], entry["status"]) == (
+        "POST",
+        "/cds-services/<service_id>",
+        200,
+    )
+    assert entry["service"] == "spinehip-order-select"
+    assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
+
+
+def test_caller_request_id_is_kept_when_sane_and_replaced_when_not(client, log_stream) -> None:
+    kept = client.post("/cds-services/a", json={}, headers={"X-Request-ID": "ehr-42.a_b"})
+    replaced = client.post("/cds-services/a", json={}, headers={"X-Request-ID": "x" * 65})
+    assert kept.headers["X-Request-ID"] == "ehr-42.a_b"
+    assert len(replaced.headers["X-Request-ID"]) == 32
+    assert [e["request_id"] for e in request_lines(log_stream)] == [
+        "ehr-42.a_b",
+        replaced.headers["X-Request-ID"],
+    ]
+
+
+def test_messages_inside_a_request_carry_its_id(client, log_stream) -> None:
+    response = client.post("/cds-services/a", json={})
+    warning = next(e for e in lines(log_stream) if e["logger"] == "service.web.invoke")
+    assert warning["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_tokens_never_reach_the_log(client, log_stream) -> None:
+    client.post(
+        "/cds-services/a",
+        json={"fhirAuthorization": {"access_token": "secret-access-token"}},
+        headers={"Authorization": f"Bearer {TEST_JWT}"},
+    )
+    client.get("/boom")
+    text = log_stream.getvalue()
+    assert TEST_JWT not in text
+    assert "secret-access-token" not in text
+    assert "[redacted-jwt]" in text
+
+
+def test_unhandled_error_is_still_logged_as_a_500_request(client, log_stream) -> None:
+    client.get("/boom")
+    assert [e["status"] for e in request_lines(log_stream)] == [500]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def", "Authorization: Bearer [redacted]"),
+        (f"token={TEST_JWT}", "token=[redacted-jwt]"),
+        ("no secrets here", "no secrets here"),
+    ],
+)
+def test_scrub_removes_bearer_credentials_and_jwts(text: str, expected: str) -> None:
+    assert logging_setup.scrub(text) == expected
