@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
+import responses
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ruamel.yaml import YAML
 
@@ -189,3 +191,17 @@ def standard_claims(aud_path: str = "/cds-services") -> dict[str, Any]:
 
 def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def fhir_mock(jwks_server: JwksServer) -> Iterator[responses.RequestsMock]:
+    """Every outbound HTTP call is intercepted; only the loopback JWK Set passes through."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(jwks_server.url)
+        yield mock
+
+
+def serve_fhir_patient(mock: responses.RequestsMock, base: str = FHIR_BASE) -> None:
+    """Answer the fallback's reads and searches for patient sec-1."""
+    mock.get(f"{base}/Patient/sec-1", json=load_fixture("fhir-patient.json"))
+    mock.get(re.compile(re.escape(base) + r"/[A-Za-z]+\?.*"), json=load_fixture("fhir-empty-searchset.json"))
