@@ -1,0 +1,128 @@
+"""openapi.yaml against a real ``spinehip serve`` process (gunicorn), driven by schemathesis.
+
+Production mode with a trust file whose only client may use no FHIR server at all: every
+generated fhirServer is refused before any connection, so the fuzzing never leaves loopback.
+Each generated request carries a freshly signed JWT for the exact URL it calls.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+import schemathesis
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from .conftest import EC_KID, ISSUER, JwksServer, load_fixture, public_jwk, write_yaml
+
+OPENAPI = Path(__file__).parents[2] / "openapi.yaml"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    log: Path
+    key: ec.EllipticCurvePrivateKey
+
+    def token(self, path: str) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": self.url + path, "exp": now + 300, "iat": now,
+                  "jti": str(uuid.uuid4())}
+        return jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": EC_KID})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("live")
+    key = ec.generate_private_key(ec.SECP384R1())
+    jwks = JwksServer()
+    jwks.document = {"keys": [public_jwk(key, EC_KID)]}
+    trust = write_yaml(tmp / "trusted-clients.yaml",
+                       {"clients": [{"iss": ISSUER, "jku": jwks.url, "fhir_servers": []}]})
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SPINEHIP_MODE": "production", "SPINEHIP_TRUSTED_CLIENTS": str(trust),
+           "SPINEHIP_PUBLIC_BASE_URL": url, "DATABASE_URL": f"sqlite:///{tmp / 'store.db'}",
+           "SPINEHIP_DEMO_PATIENTS": "0"}
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {log.read_text()[-2000:]}")
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield LiveServer(url, log, key)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        jwks.close()
+
+
+OPERATIONS = [result.ok() for result in schemathesis.openapi.from_path(OPENAPI).get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_operation_conforms_to_openapi(live_server: LiveServer, operation) -> None:
+    @settings(max_examples=100, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def run(case) -> None:
+        headers = {"Authorization": f"Bearer {live_server.token(case.formatted_path)}"}
+        case.call_and_validate(base_url=live_server.url, headers=headers, checks=CHECKS)
+
+    run()
+
+
+def test_live_server_refuses_bad_tokens_and_logs_no_secret(live_server: LiveServer) -> None:
+    body = load_fixture("patient-view-fallback.json")
+    access_token = body["fhirAuthorization"]["access_token"]
+    path = "/cds-services/spinehip-patient-view"
+    good = live_server.token(path)
+    url = live_server.url + path
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {good}"}).status_code == 412
+    replay = requests.post(url, json=body, headers={"Authorization": f"Bearer {good}"})
+    assert replay.status_code == 401
+    forged = jwt.encode({"iss": ISSUER, "aud": url}, "secret", algorithm="HS256")
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    time.sleep(0.5)  # let gunicorn flush its log
+    text = live_server.log.read_text()
+    for secret in (access_token, good, forged, good.split(".")[2]):
+        assert secret not in text
