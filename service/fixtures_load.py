@@ -54,33 +54,35 @@ def _suffixed(resource_id: str, suffix: str | None) -> str:
     return f"{resource_id}-{suffix}" if suffix else resource_id
 
 
-def _rewrite_references(node: Any, targets: Mapping[str, str]) -> Any:
+def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in bundle.get("entry") or () if isinstance(e, dict)]
+
+
+def rewrite_references(node: Any, targets: Mapping[str, str]) -> Any:
     """A copy of ``node`` whose ``reference`` strings that name a fixture resource point anew."""
     if isinstance(node, dict):
-        out = {key: _rewrite_references(value, targets) for key, value in node.items()}
+        out = {key: rewrite_references(value, targets) for key, value in node.items()}
         reference = node.get("reference")
         if isinstance(reference, str) and reference in targets:
             out["reference"] = targets[reference]
         return out
     if isinstance(node, list):
-        return [_rewrite_references(value, targets) for value in node]
+        return [rewrite_references(value, targets) for value in node]
     return node
 
 
-def transaction_bundle(
-    bundle: Mapping[str, Any], *, base_url: str, suffix: str | None = None, source: str = "<bundle>"
-) -> dict[str, Any]:
-    """The transaction that PUTs every resource of a rendered patient Bundle under its own id.
+def reference_targets(
+    bundle: Mapping[str, Any], *, suffix: str | None = None, source: str = "<bundle>"
+) -> dict[str, str]:
+    """Where each resource of the Bundle lands: ``Type/id`` and its ``fullUrl`` -> ``Type/new-id``.
 
-    References written as ``Type/id`` or as the entry's ``fullUrl`` (``urn:uuid:...``) are
-    rewritten to the ids the resources get on the server.
+    Refuses what cannot be PUT by id: an entry without resourceType and id, an id the suffix
+    makes invalid, the same resource twice.
     """
     if suffix is not None and not _SUFFIX.match(suffix):
         raise FixtureLoadError(f"suffix {suffix!r} must be 1-24 letters, digits, '-' or '.'")
-    entries = [e for e in bundle.get("entry") or () if isinstance(e, dict)]
-    resources: list[dict[str, Any]] = []
     targets: dict[str, str] = {}
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(_entries(bundle)):
         resource = entry.get("resource")
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         resource_id = resource.get("id") if isinstance(resource, dict) else None
@@ -92,22 +94,33 @@ def transaction_bundle(
         if not _FHIR_ID.match(new_id):
             raise FixtureLoadError(f"{source}: entry {index}: {new_id!r} is not a valid FHIR id")
         new_ref = f"{kind}/{new_id}"
-        if new_ref in targets.values():
+        if f"{kind}/{resource_id}" in targets:
             raise FixtureLoadError(f"{source}: entry {index}: {kind}/{resource_id} appears twice")
         targets[f"{kind}/{resource_id}"] = new_ref
         if isinstance(entry.get("fullUrl"), str):
             targets[entry["fullUrl"]] = new_ref
-        resources.append(resource)
-    if not resources:
+    if not targets:
         raise FixtureLoadError(f"{source}: the Bundle has no resources")
+    return targets
 
+
+def transaction_bundle(
+    bundle: Mapping[str, Any], *, base_url: str, suffix: str | None = None, source: str = "<bundle>"
+) -> dict[str, Any]:
+    """The transaction that PUTs every resource of a rendered patient Bundle under its own id.
+
+    References written as ``Type/id`` or as the entry's ``fullUrl`` (``urn:uuid:...``) are
+    rewritten to the ids the resources get on the server.
+    """
+    targets = reference_targets(bundle, suffix=suffix, source=source)
     base = base_url.rstrip("/")
     tx_entries = []
-    for resource in resources:
-        rewritten = _rewrite_references(resource, targets)
-        rewritten["id"] = _suffixed(resource["id"], suffix)
+    for entry in _entries(bundle):
+        resource = entry["resource"]
+        ref = targets[f"{resource['resourceType']}/{resource['id']}"]
+        rewritten = rewrite_references(resource, targets)
+        rewritten["id"] = ref.partition("/")[2]
         rewritten.pop("meta", None)  # versionId/lastUpdated are the server's to assign
-        ref = f"{rewritten['resourceType']}/{rewritten['id']}"
         tx_entries.append(
             {"fullUrl": f"{base}/{ref}", "resource": rewritten, "request": {"method": "PUT", "url": ref}}
         )
