@@ -1,0 +1,177 @@
+"""The Kubernetes manifests agree with the service they deploy.
+
+Every environment name must be one the service really reads, the probes must hit the real health
+routes, the autoscaler and disruption budget must point at the Deployment's pods, and every hook
+and rule file of the repository must reach the pod at the path the service reads it from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from ruamel.yaml import YAML
+
+from service.cli import build_parser
+from service.config import PROJECT_ROOT, Settings
+from service.security.trust import load_trust_config
+
+DEPLOY = PROJECT_ROOT / "deploy"
+# Read by prometheus_client itself, not by our code (see service/metrics.py).
+LIBRARY_ENV = {"PROMETHEUS_MULTIPROC_DIR"}
+
+
+class RecordingEnv(dict[str, str]):
+    """An environment that remembers every name asked for."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        super().__init__(values or {})
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+def names_the_service_reads() -> set[str]:
+    """Settings.from_env's names plus the serve command's, found by watching what they ask for."""
+    settings_env = RecordingEnv()
+    Settings.from_env(settings_env)
+    cli_env = RecordingEnv()
+    with mock.patch.object(os, "environ", cli_env):
+        build_parser()
+    return settings_env.asked | cli_env.asked | LIBRARY_ENV
+
+
+def load_manifests() -> dict[str, dict[str, Any]]:
+    yaml = YAML(typ="safe")
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        for doc in yaml.load_all(path.read_text()):
+            if doc and "kind" in doc and doc["kind"] != "Kustomization":
+                docs[doc["kind"]] = doc
+    return docs
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict[str, Any]]:
+    return load_manifests()
+
+
+@pytest.fixture(scope="module")
+def container(manifests) -> dict[str, Any]:
+    [only] = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+@pytest.fixture(scope="module")
+def pod_env(manifests, container) -> dict[str, str]:
+    """The environment the pod gets: the settings ConfigMap, then explicit env from the Secret."""
+    secret = manifests["Secret"]["stringData"]
+    env = dict(manifests["ConfigMap"]["data"])
+    for ref in container["envFrom"]:
+        assert ref["configMapRef"]["name"] == manifests["ConfigMap"]["metadata"]["name"]
+    for var in container["env"]:
+        key = var["valueFrom"]["secretKeyRef"]
+        assert key["name"] == manifests["Secret"]["metadata"]["name"]
+        env[var["name"]] = secret[key["key"]]
+    return env
+
+
+def mounts(manifests, container) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(mount path, volume) for every volume the container mounts."""
+    volumes = {v["name"]: v for v in manifests["Deployment"]["spec"]["template"]["spec"]["volumes"]}
+    for mount in container["volumeMounts"]:
+        yield mount["mountPath"], volumes[mount["name"]]
+
+
+def test_every_environment_name_is_one_the_service_reads(pod_env) -> None:
+    unknown = set(pod_env) - names_the_service_reads()
+    assert not unknown, f"deploy/ sets names the service never reads: {sorted(unknown)}"
+
+
+def test_pod_environment_is_a_valid_production_configuration(pod_env) -> None:
+    settings = Settings.from_env(pod_env)
+    assert settings.production
+    assert settings.database_url.startswith("postgresql")
+    assert settings.audit_secret
+
+
+def test_database_url_and_audit_secret_come_from_the_secret(container) -> None:
+    from_secret = {v["name"] for v in container["env"] if "secretKeyRef" in v["valueFrom"]}
+    assert {"DATABASE_URL", "SPINEHIP_AUDIT_SECRET"} <= from_secret
+
+
+def test_trusted_clients_file_is_mounted_from_the_secret_and_loads(
+    manifests, container, pod_env, tmp_path: Path
+) -> None:
+    target = Path(pod_env["SPINEHIP_TRUSTED_CLIENTS"])
+    [volume] = [v for path, v in mounts(manifests, container) if Path(path) == target.parent]
+    [item] = [i for i in volume["secret"]["items"] if i["path"] == target.name]
+    content = manifests["Secret"]["stringData"][item["key"]]
+    (tmp_path / target.name).write_text(content)
+    assert load_trust_config(tmp_path / target.name, production=True).clients
+
+
+def test_probes_use_the_health_routes_on_the_served_port(container, pod_env) -> None:
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    [port] = container["ports"]
+    assert container["readinessProbe"]["httpGet"]["port"] == port["name"]
+    assert port["containerPort"] == int(pod_env["SPINEHIP_PORT"])
+
+
+def test_autoscaler_and_disruption_budget_cover_the_deployment(manifests) -> None:
+    deployment = manifests["Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    hpa = manifests["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) == (
+        "Deployment",
+        deployment["metadata"]["name"],
+    )
+    assert hpa["minReplicas"] >= 2
+    assert manifests["PodDisruptionBudget"]["spec"]["minAvailable"] < hpa["minReplicas"]
+    for selector in (
+        manifests["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+        manifests["Service"]["spec"]["selector"],
+    ):
+        assert selector.items() <= pod_labels.items()
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert "cpu" in resources["requests"], "CPU autoscaling needs a CPU request"
+
+
+@pytest.mark.parametrize(
+    ("directory", "env_name"), [("hooks", "SPINEHIP_HOOKS_DIR"), ("rules", "SPINEHIP_RULES_DIR")]
+)
+def test_every_repository_config_file_reaches_the_pod_where_the_service_reads_it(
+    manifests, container, pod_env, directory: str, env_name: str
+) -> None:
+    kustomization = YAML(typ="safe").load((DEPLOY / "kustomization.yaml").read_text())
+    [generator] = [g for g in kustomization["configMapGenerator"] if g["name"].endswith(directory)]
+    keys: dict[str, Path] = {}
+    for entry in generator["files"]:
+        key, _, source = entry.rpartition("=")
+        source_path = (DEPLOY / source).resolve()
+        assert source_path.is_file(), f"deploy/kustomization.yaml lists a missing file: {source}"
+        keys[key or source_path.name] = source_path
+    assert len(keys) == len(generator["files"]), "two files share one ConfigMap key"
+    missing = {
+        str(p.relative_to(PROJECT_ROOT))
+        for p in (PROJECT_ROOT / directory).rglob("*.yaml")
+        if p.resolve() not in keys.values()
+    }
+    assert not missing, f"add to {generator['name']} in deploy/kustomization.yaml: {sorted(missing)}"
+    [volume] = [v for path, v in mounts(manifests, container) if path == pod_env[env_name]]
+    assert volume["configMap"] == {"name": generator["name"]}, "mounted whole, as a flat directory"
