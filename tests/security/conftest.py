@@ -93,6 +93,10 @@ def jwks_server(ec_key, rsa_key) -> Iterator[JwksServer]:
     server.close()
 
 
+def load_yaml_data(path: Path) -> Any:
+    return YAML(typ="safe").load(path)
+
+
 def write_yaml(path: Path, data: Any) -> Path:
     YAML().dump(data, path)
     return path

@@ -23,12 +23,14 @@ from .conftest import (
     EC_KID,
     ISSUER,
     PUBLIC_BASE,
-    JwksServer,
     TokenFactory,
     bearer,
     hand_signed_token,
     load_fixture,
+    load_yaml_data,
+    public_jwk,
     standard_claims,
+    write_yaml,
 )
 
 SERVICE = "/cds-services/spinehip-patient-view"
@@ -177,25 +179,32 @@ def test_replayed_jti_is_refused(client, make_token) -> None:
     assert_bare_401(client.get("/cds-services", headers=headers))
 
 
-def test_unknown_kid_refetches_the_jwks_once_then_401(client, make_token, jwks_server: JwksServer) -> None:
+def test_unknown_kid_is_refused_and_does_not_flood_the_key_server(client, make_token, jwks_server) -> None:
+    assert_bare_401(client.get("/cds-services", headers=bearer(make_token(headers={"kid": "x1"}))))
+    assert jwks_server.hits == 1
+    assert discovery_status(client, bearer(make_token())) == 200
+    # Within the refetch interval another unknown kid must not reach the client's key server.
+    assert_bare_401(client.get("/cds-services", headers=bearer(make_token(headers={"kid": "x2"}))))
+    assert jwks_server.hits == 1
+
+
+def test_unknown_kid_refetches_once_so_a_rotated_key_works(
+    production_settings, make_token, jwks_server, tmp_path
+) -> None:
+    trust = load_yaml_data(production_settings.trusted_clients_path)
+    trust["jwks_refetch_interval_seconds"] = 0
+    path = write_yaml(tmp_path / "no-interval.yaml", trust)
+    client = create_app(Settings(**{**production_settings.__dict__, "trusted_clients_path": path}))
+    client = client.test_client()
     assert discovery_status(client, bearer(make_token())) == 200
     assert jwks_server.hits == 1
     assert_bare_401(client.get("/cds-services", headers=bearer(make_token(headers={"kid": "x1"}))))
     assert jwks_server.hits == 2
-    # Within the refetch interval another unknown kid must not reach the client's key server.
-    assert_bare_401(client.get("/cds-services", headers=bearer(make_token(headers={"kid": "x2"}))))
-    assert jwks_server.hits == 2
-
-
-def test_rotated_key_is_picked_up_on_first_use(client, make_token, jwks_server) -> None:
-    assert discovery_status(client, bearer(make_token())) == 200
     new_key = ec.generate_private_key(ec.SECP384R1())
-    from .conftest import public_jwk
-
     jwks_server.document = {"keys": [public_jwk(new_key, "ec-384-2")]}
     token = make_token(key=new_key, headers={"kid": "ec-384-2"})
     assert discovery_status(client, bearer(token)) == 200
-    assert jwks_server.hits == 2
+    assert jwks_server.hits == 3
 
 
 def test_preflight_and_operations_endpoints_need_no_token(client) -> None:
