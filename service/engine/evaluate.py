@@ -158,9 +158,21 @@ class _Evaluator:
                 continue
             if finding.body_sites is not None and not finding.body_sites & fact.body_sites:
                 continue
+            if spec.laterality is not None and fact.laterality != spec.laterality:
+                continue
+            if spec.side_of and not self._same_side(fact, spec.side_of):
+                continue
             out.append(fact)
         out.sort(key=lambda f: (f.when is None, f.when), reverse=False)
         return out
+
+    def _same_side(self, fact: Fact, findings: Sequence[str]) -> bool:
+        """False only when both sides are known and differ: an injection of the other hip
+        says nothing about this pain."""
+        if fact.laterality is None or fact.laterality == "both":
+            return True
+        sides = {f.laterality for n in findings for f in self.matches(n) if f.laterality}
+        return not sides or "both" in sides or fact.laterality in sides
 
     # ------------------------------------------------------------ derived facts
 

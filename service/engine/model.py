@@ -80,6 +80,8 @@ class Finding(Strict):
     presence: Literal["present", "absent"] = "present"
     value: ValueCompare | None = None
     body_site: str | None = None
+    laterality: Literal["left", "right", "both"] | None = None
+    side_of: list[str] = []
     source: Literal["record", "draft-orders"] = "record"
 
 

@@ -345,6 +345,11 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         spec: m.Finding = entry.value
         ok = loader._ref(entry, (*entry.loc, "valueset"), spec.valueset, "valuesets")
         ok &= loader._ref(entry, (*entry.loc, "body_site"), spec.body_site, "valuesets")
+        for i, other in enumerate(spec.side_of):
+            ok &= loader._ref(entry, (*entry.loc, "side_of", i), other, "findings")
+            if other in loader.sections["findings"] and loader.sections["findings"][other].value.side_of:
+                errors.append(entry.doc.error((*entry.loc, "side_of", i),
+                                              f"`{other}` has its own `side_of`; nest one level only"))
         if ok:
             body = valuesets[spec.body_site] if spec.body_site else None
             findings[name] = CompiledFinding(name, spec, valuesets[spec.valueset], body)

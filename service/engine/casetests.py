@@ -1,0 +1,107 @@
+"""Running the test cases written beside each rule (``tests:``), as ``semgrep --test`` does.
+
+Case data use relative date tokens (``{{now-56d}}``) rendered against a fixed reference time, so
+a case means the same thing on every day it runs; ``at:`` then moves the evaluation time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service import fixtures
+from service.engine.evaluate import Evaluation, evaluate
+from service.engine.model import Case
+from service.engine.ruleset import CompiledRule, RuleSet
+
+REFERENCE_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CaseResult:
+    rule_id: str
+    index: int
+    name: str
+    location: str
+    problems: list[str] = field(default_factory=list)
+    evaluation: Evaluation | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.rule_id}[{self.index}] {self.name}"
+
+
+def resolve_fixture(ruleset: RuleSet, name: str) -> Path:
+    """A case's fixture path: absolute, or relative to the rules' parent, the rules, cwd, project."""
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    for base in (ruleset.rules_dir.parent, ruleset.rules_dir, Path.cwd(), PROJECT_ROOT):
+        if (base / path).is_file():
+            return base / path
+    raise FileNotFoundError(f"fixture {name} not found next to {ruleset.rules_dir} or in "
+                            f"{PROJECT_ROOT}")
+
+
+def case_inputs(ruleset: RuleSet, case: Case, base_now: datetime
+                ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(resources, draft orders) for ``case`` with dates rendered against ``base_now``."""
+    resources: list[Mapping[str, Any]] = []
+    if case.fixture:
+        bundle = fixtures.load_bundle(resolve_fixture(ruleset, case.fixture), base_now)
+        resources += fixtures.bundle_resources(bundle)
+    resources += fixtures.render(case.resources, base_now, source=f"case {case.name!r}")
+    if case.age is not None and not any(r.get("resourceType") == "Patient" for r in resources):
+        resources.append(fixtures.render(
+            {"resourceType": "Patient", "id": "case-patient",
+             "birthDate": f"{{{{date:now-{case.age}y}}}}"}, base_now))
+    drafts = fixtures.render(case.draft_orders, base_now, source=f"case {case.name!r}")
+    return resources, drafts
+
+
+def run_case(ruleset: RuleSet, rule: CompiledRule, index: int, case: Case,
+             base_now: datetime = REFERENCE_NOW) -> CaseResult:
+    """Evaluate one case; a problem is an expected rule missing, an unexpected one present, or
+    data that could not be read (reported, not raised)."""
+    result = CaseResult(rule.id, index, case.name, f"{rule.file}:{rule.line}")
+    try:
+        resources, drafts = case_inputs(ruleset, case, base_now)
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"cannot read case data: {exc}")
+        return result
+    ev = evaluate(ruleset, resources, now=base_now + case.at, hook=case.hook,
+                  draft_orders=drafts, selections=case.selections)
+    result.evaluation = ev
+    present = set(ev.rule_ids)
+    for rid in case.expect:
+        if rid not in present:
+            result.problems.append(f"expected `{rid}` to fire; it did not ({_why(ev, rid)})")
+    for rid in case.absent:
+        if rid in present:
+            result.problems.append(f"expected `{rid}` not to fire; it did")
+    return result
+
+
+def _why(ev: Evaluation, rule_id: str) -> str:
+    entry = next((r for r in ev.trace["rules"] if r["rule"] == rule_id), None)
+    if entry is None:
+        return "rule not in the set"
+    if entry.get("suppressedBy"):
+        return f"suppressed by {entry['suppressedBy']}"
+    return entry.get("status", "did not fire")
+
+
+def iter_cases(ruleset: RuleSet) -> Iterator[tuple[CompiledRule, int, Case]]:
+    yield from ruleset.cases
+
+
+def run_all(ruleset: RuleSet, base_now: datetime = REFERENCE_NOW) -> list[CaseResult]:
+    return [run_case(ruleset, rule, i, case, base_now) for rule, i, case in ruleset.cases]
