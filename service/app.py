@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from service import fixtures, security
+from service import fixtures, logging_setup, metrics, security
 from service.cdshooks.services import load_services
 from service.config import Settings
 from service.engine import RuleRegistry
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
 
     services = {s.id: s for s in load_services(settings.hooks_dir)}
     rules = RuleRegistry(settings.rules_dir)
-    store = Store.from_url(settings.database_url)
+    store = Store.from_settings(settings)
     store.migrate()
     fhir = fhir or FhirClient(
         timeout_s=settings.fhir_timeout_s,
@@ -63,9 +63,10 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
         demo=_demo_source(settings) if settings.demo_patients else None,
     )
 
+    logging_setup.init_app(app)
     errors.init_app(app)
     cors.init_app(app, settings.cors_origins)
     security.init_app(app, settings, replay=store)
-    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp):
+    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

@@ -19,6 +19,8 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 
+from service import metrics
+
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
@@ -117,6 +119,17 @@ class FhirClient:
 
     def fetch(self, base_url: str, query: str, token: str | None, deadline: float) -> FetchResult:
         """One read or search, following same-origin ``next`` links up to the page cap."""
+        resource_type = urlsplit(query).path.lstrip("/").split("/")[0] or "unknown"
+        started = time.monotonic()
+        try:
+            result = self._fetch_pages(base_url, query, token, deadline)
+        except FhirFetchError:
+            metrics.observe_fhir_request(resource_type, time.monotonic() - started, error=True)
+            raise
+        metrics.observe_fhir_request(resource_type, time.monotonic() - started, error=False)
+        return result
+
+    def _fetch_pages(self, base_url: str, query: str, token: str | None, deadline: float) -> FetchResult:
         base = base_url.rstrip("/") + "/"
         url: str | None = urljoin(base, query)
         origin = _origin(base)

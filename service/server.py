@@ -8,6 +8,7 @@ from gunicorn.app.base import BaseApplication
 
 from service.app import create_app
 from service.config import Settings
+from service.logging_setup import configure_logging
 
 
 class _Gunicorn(BaseApplication):
@@ -20,7 +21,9 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app(Settings.from_env())
+        settings = Settings.from_env()
+        configure_logging(settings)
+        return create_app(settings)
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, timeout: int) -> int:
