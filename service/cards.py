@@ -1,0 +1,208 @@
+"""CDS Hooks 2.0 cards (and PAMA-style systemActions) from an engine Evaluation.
+
+No web framework here: the web layer adds the envelope extension. Shadow decisions never become
+cards. Every ServiceRequest a suggestion would create is validated against FHIR R4B first; one
+that fails is dropped and logged rather than sent to an EHR.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.engine import Decision, Evaluation
+from service.engine.codes import SNOMED
+from service.engine.evaluate import PlannedSuggestion
+
+log = logging.getLogger(__name__)
+
+TOPIC_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/card-topic"
+OVERRIDE_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
+PAMA_RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
+PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
+PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
+SUMMARY_LIMIT = 139
+IMAGING_CATEGORY = {"system": SNOMED, "code": "363679005", "display": "Imaging"}
+LATERALITY = {
+    "right": {"system": SNOMED, "code": "24028007", "display": "Right"},
+    "left": {"system": SNOMED, "code": "7771000", "display": "Left"},
+    "both": {"system": SNOMED, "code": "51440002", "display": "Right and left"},
+}
+
+
+def prune(value: Any) -> Any:
+    """Drop None, "", [] and {} members recursively (CDS Hooks forbids empty values)."""
+    if isinstance(value, Mapping):
+        out = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        out_list = [prune(v) for v in value]
+        return [v for v in out_list if v not in (None, "", [], {})]
+    return value
+
+
+def _valid_service_request(resource: dict[str, Any]) -> bool:
+    from fhir.resources.R4B.servicerequest import ServiceRequest
+
+    try:
+        ServiceRequest.model_validate(resource)
+    except (ValidationError, ValueError) as exc:
+        log.error("dropping an invalid ServiceRequest suggestion (%s): %s",
+                  resource.get("code", {}).get("text"), exc)
+        return False
+    return True
+
+
+def service_request(decision: Decision, planned: PlannedSuggestion,
+                    patient_id: str) -> dict[str, Any]:
+    """The coded draft ServiceRequest a suggestion proposes."""
+    order = planned.order
+    assert order is not None
+    body_sites = []
+    if order.body_site is not None:
+        body_sites.append({"coding": [order.body_site.model_dump()]})
+    if order.lateralised and decision.laterality in LATERALITY:
+        body_sites.append({"coding": [LATERALITY[decision.laterality]]})
+    reasons = [{"coding": [{"system": s, "code": c, "display": d}], "text": d}
+               for s, c, d in decision.reasons]
+    return prune({
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "category": [{"coding": [IMAGING_CATEGORY]}] if order.category == "imaging" else None,
+        "code": {"coding": [c.model_dump() for c in order.codes], "text": order.title},
+        "priority": planned.priority,
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "bodySite": body_sites,
+        "reasonCode": reasons,
+        "performerType": {"text": order.performer} if order.performer else None,
+        "note": [{"text": order.note}] if order.note else None,
+    })
+
+
+def _suggestion(decision: Decision, planned: PlannedSuggestion,
+                patient_id: str) -> dict[str, Any] | None:
+    if planned.order is None:
+        actions = [{"type": "delete", "description": f"Remove draft order {ref}",
+                    "resourceId": ref} for ref in planned.delete_refs]
+    else:
+        resource = service_request(decision, planned, patient_id)
+        if not _valid_service_request(resource):
+            return None
+        actions = [{"type": "create", "description": f"Order {planned.order.title}",
+                    "resource": resource}]
+    return {"uuid": str(uuid.uuid4()), "label": planned.label, "actions": actions}
+
+
+def _evidence_line(e: Any) -> str:
+    parts = [e.ref]
+    if e.date:
+        parts.append(e.date)
+    line = f"- {e.display} ({', '.join(parts)})"
+    if not e.present:
+        line += ": recorded as absent"
+    if e.tentative:
+        line += ": preliminary or unconfirmed, counted for red flags only"
+    return line
+
+
+def detail_markdown(decision: Decision) -> str:
+    """The rule's explanation, the evidence with references and dates, and the sources."""
+    lines = [decision.detail, "", "**Evidence**"]
+    lines += [_evidence_line(e) for e in decision.evidence] or ["- (no single finding)"]
+    if decision.tentative:
+        lines += ["", "_Some of this data is preliminary or unconfirmed; it is counted because "
+                      "a red flag must not be missed. Confirm it._"]
+    cited = "; ".join(s.title for s in decision.sources)
+    lines += ["", f"Sources: {cited}."]
+    return "\n".join(lines)
+
+
+def _links(decision: Decision) -> list[dict[str, str]]:
+    links: dict[str, dict[str, str]] = {}
+    for link in decision.rule.links:
+        links.setdefault(link.url, {"label": link.label, "url": link.url, "type": "absolute"})
+    for source in decision.sources:
+        if source.kind == "guideline" and source.url:
+            links.setdefault(source.url, {"label": source.title, "url": source.url,
+                                          "type": "absolute"})
+    return list(links.values())
+
+
+def _summary(text: str) -> str:
+    if len(text) <= SUMMARY_LIMIT:
+        return text
+    log.error("card summary over %d characters was shortened: %r", SUMMARY_LIMIT, text)
+    return text[: SUMMARY_LIMIT - 1].rstrip() + "…"
+
+
+def card(decision: Decision, patient_id: str) -> dict[str, Any]:
+    """One CDS Hooks card for an active decision."""
+    rule = decision.rule
+    guideline_urls = [s.url for s in decision.sources if s.kind == "guideline" and s.url]
+    suggestions = [s for p in decision.suggestions
+                   if (s := _suggestion(decision, p, patient_id)) is not None]
+    return prune({
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(decision.summary),
+        "indicator": rule.indicator,
+        "detail": detail_markdown(decision),
+        "source": {
+            "label": f"Spine-vs-hip guidance: {', '.join(rule.cite)}",
+            "url": guideline_urls[0] if guideline_urls else None,
+            "topic": {"system": TOPIC_SYSTEM, "code": rule.id, "display": rule.title},
+        },
+        "suggestions": suggestions,
+        "selectionBehavior": rule.selection if suggestions else None,
+        "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": c, "display": d}
+                            for c, d in decision.override_reasons],
+        "links": _links(decision),
+    })
+
+
+def pama_system_actions(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """An ``update`` per rated imaging draft that only adds the PAMA rating extensions."""
+    actions = []
+    for ref, rating in evaluation.pama.items():
+        draft = evaluation.drafts.get(ref)
+        if draft is None or not draft.get("id"):
+            continue
+        updated = copy.deepcopy(dict(draft))
+        kept = [x for x in updated.get("extension") or []
+                if not (isinstance(x, Mapping)
+                        and x.get("url") in (PAMA_RATING_URL, PAMA_CONSULT_ID_URL))]
+        updated["extension"] = [
+            *kept,
+            {"url": PAMA_RATING_URL,
+             "valueCodeableConcept": {"coding": [{"system": PAMA_RATING_SYSTEM, "code": rating}]}},
+            {"url": PAMA_CONSULT_ID_URL, "valueUri": f"urn:uuid:{uuid.uuid4()}"},
+        ]
+        actions.append({"type": "update", "description": f"PAMA appropriateness rating: {rating}",
+                        "resource": updated})
+    return actions
+
+
+def render_cards(
+    evaluation: Evaluation,
+    *,
+    patient_id: str,
+    hook: str,
+    draft_orders: Sequence[Mapping[str, Any]] | Mapping[str, Any] = (),
+    selections: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``{"cards": [...], "systemActions": [...]}``; systemActions only when there are some.
+
+    The draft orders were already read by the engine (``evaluation.drafts``); the parameters
+    stay in the signature so the web layer passes one request context to both steps.
+    """
+    del hook, draft_orders, selections  # already applied by evaluate()
+    body: dict[str, Any] = {"cards": [card(d, patient_id) for d in evaluation.active]}
+    actions = pama_system_actions(evaluation)
+    if actions:
+        body["systemActions"] = actions
+    return body
