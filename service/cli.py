@@ -13,6 +13,7 @@ from pathlib import Path
 
 from service import fixtures_load, report
 from service.config import Settings
+from service.engine import cli as engine_cli
 from service.yamlsource import ConfigFileError
 
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixtures_load.register(sub)
     report.register(sub)
+    engine_cli.register(sub)
     return parser
 
 
