@@ -125,6 +125,9 @@ class _Loader:
                             "orders")
         }
         self.rules: list[_Entry] = []
+        # Names whose definition is itself invalid: already reported, so references to them
+        # are not reported again as unknown.
+        self.broken: dict[str, set[str]] = {s: set() for s in (*self.sections, "rules")}
         self.hash = hashlib.sha256()
         self.files: list[str] = []
 
@@ -183,10 +186,14 @@ class _Loader:
                 value = self._section_item(doc, section, raw, loc)
                 if value is not None:
                     items[name] = _Entry(doc, loc, value)
+                else:
+                    self.broken[section].add(name)
         for i, raw in enumerate(top.rules or []):
             rule = self._validate(doc, m.Rule, raw, ("rules", i))
             if rule is not None:
                 self.rules.append(_Entry(doc, ("rules", i), rule))
+            elif isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                self.broken["rules"].add(raw["id"])
 
     def _section_item(self, doc: YamlDocument, section: str, raw: Any, loc: Loc) -> Any:
         if section == "conditions":
@@ -205,9 +212,12 @@ class _Loader:
 
     # ----------------------------------------------------------------- checking
 
+    def _known(self, name: str, section: str) -> bool:
+        return name in self.sections[section] or name in self.broken[section]
+
     def _ref(self, entry: _Entry, loc: Loc, name: str | None, section: str) -> bool:
         """Report ``name`` unknown in ``section`` at ``loc``; True when it exists."""
-        if name is None or name in self.sections[section]:
+        if name is None or name in self.sections[section] or name in self.broken[section]:
             return True
         kind = section.rstrip("s").replace("valueset", "value set")
         self.errors.append(entry.doc.error(
@@ -437,7 +447,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         loc = entry.loc
         when = parse_condition(rule.when, (*loc, "when"), entry.doc, names, errors)
         for j, target in enumerate(rule.suppresses):
-            if target not in rule_ids:
+            if target not in rule_ids and target not in loader.broken["rules"]:
                 errors.append(entry.doc.error((*loc, "suppresses", j), f"unknown rule `{target}`",
                                               did_you_mean(target, rule_ids)))
         suggestions = []
@@ -446,7 +456,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
             if (sug.order is None) == (sug.delete_drafts is None):
                 errors.append(entry.doc.error(sloc, "a suggestion has exactly one of `order` or "
                                                     "`delete_drafts`"))
-            if sug.order is not None and sug.order not in loader.sections["orders"]:
+            if sug.order is not None and not loader._known(sug.order, "orders"):
                 errors.append(entry.doc.error((*sloc, "order"), f"unknown order `{sug.order}`",
                                               did_you_mean(sug.order, loader.sections["orders"])))
             if sug.delete_drafts is not None:
@@ -468,7 +478,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         for j, case in enumerate(rule.tests):
             for key in ("expect", "absent"):
                 for k, rid in enumerate(getattr(case, key)):
-                    if rid not in rule_ids:
+                    if rid not in rule_ids and rid not in loader.broken["rules"]:
                         errors.append(entry.doc.error((*loc, "tests", j, key, k),
                                                       f"unknown rule `{rid}`",
                                                       did_you_mean(rid, rule_ids)))

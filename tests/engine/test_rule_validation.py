@@ -1,0 +1,84 @@
+"""Broken rule files give located errors with hints, all at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.engine import load_ruleset
+from service.engine.codes import check_icd10cm, check_loinc, check_snomed
+from service.yamlsource import ConfigFileError
+from tests.engine.conftest import edit
+
+
+def _errors(rules_dir):
+    with pytest.raises(ConfigFileError) as info:
+        load_ruleset(rules_dir)
+    return info.value.errors
+
+
+def test_typo_in_key_names_file_line_and_suggests_the_right_key(rules_copy):
+    path = rules_copy / "rules" / "r03-serious-pathology.yaml"
+    edit(path, "    suppresses: [early-lumbar-imaging", "    suppress: [early-lumbar-imaging")
+    [error] = _errors(rules_copy)
+    assert error.file == str(path)
+    assert error.line == path.read_text().splitlines().index(
+        "    suppress: [early-lumbar-imaging, documentation-gap]") + 1
+    assert error.key == "rules[0].suppress"
+    assert "did you mean `suppresses`" in error.hint
+
+
+def test_bad_snomed_check_digit_is_located(rules_copy):
+    path = rules_copy / "valuesets" / "red-flags.yaml"
+    edit(path, '"267064002": Retention of urine', '"267064003": Retention of urine')
+    [error] = _errors(rules_copy)
+    assert error.file == str(path) and error.line > 1
+    assert "Verhoeff" in error.message and "267064003" in error.message
+
+
+def test_unknown_references_are_all_reported_with_hints(rules_copy):
+    edit(rules_copy / "findings.yaml", "valueset: ces-signs", "valueset: ces-sign")
+    edit(rules_copy / "rules" / "r05-spine-pattern-mri.yaml", "{order: mri-lumbar}",
+         "{order: mri-lumbr}")
+    edit(rules_copy / "rules" / "r08-injection-confirms-hip.yaml",
+         "suppresses: [diagnostic-hip-injection,", "suppresses: [diagnostic-hip-injections,")
+    errors = _errors(rules_copy)
+    messages = {e.message: e for e in errors}
+    assert "did you mean `ces-signs`" in messages["unknown value set `ces-sign`"].hint
+    assert "did you mean `mri-lumbar`" in messages["unknown order `mri-lumbr`"].hint
+    unknown_rule = messages["unknown rule `diagnostic-hip-injections`"]
+    assert unknown_rule.file.endswith("r08-injection-confirms-hip.yaml")
+
+
+def test_precedence_cycle_and_inverted_suppression_are_rejected(rules_copy):
+    edit(rules_copy / "rules" / "r09-injection-points-to-spine.yaml",
+         "suppresses: [diagnostic-hip-injection]",
+         "suppresses: [diagnostic-hip-injection, injection-confirms-hip]")
+    messages = [e.message for e in _errors(rules_copy)]
+    assert any("cannot suppress `injection-confirms-hip`" in m for m in messages)
+
+
+def test_summary_over_139_characters_is_rejected(rules_copy):
+    edit(rules_copy / "rules" / "r13-documentation-gap.yaml", 'summary: "Document pain onset',
+         'summary: "' + "x" * 120 + " Document pain onset")
+    [error] = _errors(rules_copy)
+    assert "limit is 139" in error.message
+
+
+
+
+@pytest.mark.parametrize(("code", "ok"), [("267064002", True), ("394451000119106", True),
+                                          ("267064003", False), ("267064012", False)])
+def test_snomed_check_digit_and_partition(code, ok):
+    assert (check_snomed(code) is None) is ok
+
+
+@pytest.mark.parametrize(("code", "ok"), [("72514-3", True), ("103234-1", True),
+                                          ("72514-4", False), ("72514", False)])
+def test_loinc_mod10_check_digit(code, ok):
+    assert (check_loinc(code) is None) is ok
+
+
+@pytest.mark.parametrize(("code", "ok"), [("M53.2X8", True), ("G83.4", True), ("R32", True),
+                                          ("M5441", False), ("U07.1", False)])
+def test_icd10cm_pattern(code, ok):
+    assert (check_icd10cm(code) is None) is ok
