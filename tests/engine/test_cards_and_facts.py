@@ -1,0 +1,136 @@
+"""Cards from real rule decisions; the normaliser's status, negation and robustness policy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from service.cards import prune, render_cards
+from service.config import PROJECT_ROOT
+from service.engine import RuleRegistry, evaluate, load_ruleset
+from service.engine.casetests import REFERENCE_NOW, run_all
+from tests.engine.conftest import edit
+
+RULESET = load_ruleset(PROJECT_ROOT / "rules")
+RESULTS = run_all(RULESET)
+
+
+def _walk(value):
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
+
+
+def test_every_case_renders_conformant_cards_with_valid_orders():
+    for result in RESULTS:
+        body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+        assert prune(body) == body or body == {"cards": []}, result.case_id
+        for card in body["cards"]:
+            assert len(card["summary"]) <= 139
+            assert card["source"]["topic"]["code"] in RULESET_IDS
+            assert all(link["url"].startswith("https://") for link in card.get("links", []))
+            assert all(r["display"] for r in card.get("overrideReasons", []))
+            assert ("suggestions" in card) == ("selectionBehavior" in card)
+            planned = next(d for d in result.evaluation.active
+                           if d.rule_id == card["source"]["topic"]["code"])
+            assert len(card.get("suggestions", [])) == len(planned.suggestions)
+            for action in (a for s in card.get("suggestions", []) for a in s["actions"]):
+                if action["type"] == "create":
+                    sr = ServiceRequest.model_validate(action["resource"])
+                    assert sr.status == "draft" and sr.subject.reference == "Patient/p1"
+
+
+RULESET_IDS = {r.id for r in RULESET.rules}
+
+
+def _card(rule_id, fixture):
+    result = next(r for r in RESULTS if r.rule_id == rule_id and fixture in (r.name or ""))
+    body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+    return next(c for c in body["cards"] if c["source"]["topic"]["code"] == rule_id)
+
+
+def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged():
+    result = next(r for r in RESULTS if r.name.startswith("preliminary retention"))
+    body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+    [card] = body["cards"]
+    resources = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
+    assert {r["priority"] for r in resources} == {"stat"}
+    assert "preliminary or unconfirmed" in card["detail"]
+    assert "Observation/retention-preliminary-retention" in card["detail"]
+
+
+def test_hip_radiograph_order_carries_the_side_of_the_finding():
+    sides = {}
+    for name in ("left hip pattern", "right hip pattern"):
+        card = _card("hip-pattern-radiographs", name)
+        xr_hip = next(a["resource"] for s in card["suggestions"] for a in s["actions"]
+                      if a["resource"]["code"]["coding"][0]["code"] == "73502")
+        sides[name] = [c["code"] for b in xr_hip["bodySite"] for c in b["coding"]]
+    assert "7771000" in sides["left hip pattern"] and "24028007" in sides["right hip pattern"]
+
+
+def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate():
+    result = next(r for r in RESULTS if r.name == "MRI drafted on day 41 of back pain")
+    body = render_cards(result.evaluation, patient_id="p1", hook="order-select")
+    [card] = body["cards"]
+    [action] = card["suggestions"][0]["actions"]
+    assert action == {"type": "delete", "description": "Remove draft order ServiceRequest/mri",
+                      "resourceId": "ServiceRequest/mri"}
+    [update] = body["systemActions"]
+    ext = {e["url"]: e for e in update["resource"]["extension"]}
+    rating = ext["http://fhir.org/argonaut/Extension/pama-rating"]["valueCodeableConcept"]
+    assert rating["coding"][0]["code"] == "not-appropriate"
+    assert update["resource"]["code"]["coding"][0]["code"] == "72148"
+
+
+def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
+    edit(rules_copy / "rules" / "r05-spine-pattern-mri.yaml", "    precedence: 60",
+         "    mode: shadow\n    precedence: 60")
+    shadow = load_ruleset(rules_copy)
+    result = next(r for r in run_all(shadow) if r.name.startswith("sciatica for 8 weeks"))
+    assert [d.rule_id for d in result.evaluation.shadow] == ["spine-pattern-mri"]
+    assert render_cards(result.evaluation, patient_id="p1", hook="patient-view") == {"cards": []}
+
+
+def test_unreadable_resources_are_skipped_and_reported_not_fatal():
+    resources = [
+        "not a resource",
+        {"resourceType": "Observation", "id": "bad-date", "status": "final",
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]},
+         "effectiveDateTime": "yesterday"},
+        {"resourceType": "Observation", "id": "no-status",
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]}},
+        {"resourceType": "Observation", "id": "eie", "status": "entered-in-error",
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]}},
+    ]
+    ev = evaluate(RULESET, resources, now=REFERENCE_NOW)
+    skipped = {s["ref"] for s in ev.trace["input"]["skipped"]}
+    assert skipped == {"?", "Observation/bad-date", "Observation/no-status"}
+    assert ev.trace["input"]["ignored"] == [{"ref": "Observation/eie",
+                                             "reason": "status entered-in-error"}]
+    assert ev.decisions == ()
+
+
+def test_registry_keeps_the_last_good_set_when_a_reload_is_invalid(rules_copy):
+    registry = RuleRegistry(rules_copy)
+    good = registry.current
+    edit(rules_copy / "orders.yaml", 'code: "72148"', 'code: "7214"')
+    assert registry.check_for_changes() is False
+    assert registry.current is good
+    [error] = registry.last_error
+    assert "bad cpt code `7214`" in error.message and error.file.endswith("orders.yaml")
+    edit(rules_copy / "orders.yaml", 'code: "7214"', 'code: "72148"')
+    assert registry.reload() is True and registry.last_error is None
+
+
+def test_engine_package_imports_no_web_framework():
+    code = ("import sys, service.engine, service.cards; "
+            "print(sorted(m for m in ('flask', 'requests', 'werkzeug') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,86 @@
+"""Hot reload against a real ``spinehip serve`` process: a bad edit leaves the old set serving."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from service import fixtures
+from service.cdshooks.response import EXTENSION_KEY
+from service.config import PROJECT_ROOT
+from tests.engine.conftest import edit
+from tests.process.conftest import SPINEHIP, free_port, wait_ready
+
+TOKEN = "reload-test-admin-token"
+REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
+
+
+@pytest.fixture
+def served_rules(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    env = {**os.environ, "SPINEHIP_MODE": "development", "SPINEHIP_RULES_DIR": str(rules),
+           "SPINEHIP_ADMIN_TOKEN": TOKEN, "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    env.pop("SPINEHIP_TRUSTED_CLIENTS", None)
+    port = free_port()
+    process = subprocess.Popen(
+        [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url, rules
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _version_served(url: str) -> str:
+    body = fixtures.load_request(REQUEST, datetime.now(UTC))
+    reply = requests.post(f"{url}/cds-services/spinehip-patient-view", json=body, timeout=10)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert any(c["source"]["topic"]["code"] == "spine-pattern-mri" for c in answer["cards"])
+    return answer["extension"][EXTENSION_KEY]["rulesetVersion"]
+
+
+def _reload(url: str, token: str = TOKEN) -> requests.Response:
+    return requests.post(f"{url}/admin/rules/reload",
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_bad_edit_is_rejected_and_the_old_rules_keep_serving(served_rules):
+    url, rules = served_rules
+    before = _version_served(url)
+    broken = rules / "rules" / "r05-spine-pattern-mri.yaml"
+    edit(broken, "    selection: at-most-one", "    selecton: at-most-one")
+
+    reply = _reload(url)
+    assert reply.status_code == 422
+    [error] = reply.json()["errors"]
+    assert error["file"] == str(broken) and error["line"] > 1
+    assert reply.json()["version"] == before
+    assert _version_served(url) == before
+
+    edit(broken, "    selecton: at-most-one", "    selection: at-most-one")
+    edit(rules / "ruleset.yaml", "version: 2026.11.0", "version: 2026.11.1")
+    reply = _reload(url)
+    assert reply.status_code == 200 and reply.json()["reloaded"] is True
+    after = _version_served(url)
+    assert after.startswith("2026.11.1+") and after != before
+
+
+def test_reload_needs_the_admin_token(served_rules):
+    url, _ = served_rules
+    assert _reload(url, token="wrong").status_code == 401
