@@ -395,26 +395,25 @@ def _decide(ev: _Evaluator, rule: CompiledRule, evidence: list[Evidence]) -> Dec
 
 
 def _pama(ev: _Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
-    """PAMA-style rating per imaging draft: a guard that matched it wins, then a rule that
-    suggests the same order, else no criteria apply."""
+    """PAMA-style rating per imaging draft: a guard that matched it rates it not appropriate, a
+    rule suggesting the same order rates it appropriate; with neither, no rating is determined
+    and the draft gets none (the PAMA guide forbids a systemAction without a rating)."""
     if ev.rs.pama_finding is None:
         return {}
     ratings: dict[str, str] = {}
     for draft in ev.matches(ev.rs.pama_finding):
         codes = set(draft.codes)
-        rating = "no-criteria-apply"
         for d in decisions:
             if d.mode != "active" or d.rule.pama_rating is None:
                 continue
             if d.rule.pama_rating == "not-appropriate":
                 if any(e.ref == draft.ref for e in d.evidence):
-                    rating = "not-appropriate"
+                    ratings[draft.ref] = "not-appropriate"
                     break
             elif any(codes & {(c.system, c.code) for c in s.order.codes}
                      for s in d.suggestions if s.order):
-                rating = "appropriate"
+                ratings[draft.ref] = "appropriate"
                 break
-        ratings[draft.ref] = rating
     return ratings
 
 
