@@ -1,0 +1,138 @@
+"""``python -m benchmarks``: every measurement, the targets checked, RESULTS.md written.
+
+Options: ``--quick`` (tiny sizes and counts: proves the harness runs, figures mean nothing),
+``--parts`` to run a subset of A (in process), B (HTTP), C (FHIR fallback), ``--results`` for
+where the Markdown goes, ``--strict`` to exit 1 when a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from benchmarks.fallback import load_patients, local_fhir_server, measure_fallback
+from benchmarks.http_bench import HttpLoad, measure_http
+from benchmarks.inprocess import Budget, Engine, measure_size
+from benchmarks.integration import helper
+from benchmarks.profiling import profile_size
+from benchmarks.report import TARGET_SIZE, Machine, Results, render, targets, write_results
+from benchmarks.servers import ServerUnavailable, floor_server, spinehip_server
+from benchmarks.synthetic import synthetic_request
+
+RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, ...]
+    fast: Budget
+    naive: Budget
+    profiles: dict[int, int]  # size -> profiled requests
+    http: HttpLoad
+    fallback_rounds: int
+
+
+FULL = Plan(
+    sizes=(10, TARGET_SIZE, 2000),
+    fast=Budget(max_count=400, max_seconds=3.0, min_count=20),
+    naive=Budget(max_count=100, max_seconds=4.0, min_count=5),
+    profiles={TARGET_SIZE: 100, 2000: 10},
+    http=HttpLoad(concurrency=8, max_requests=3000, max_seconds=20.0, warmup_requests=64),
+    fallback_rounds=30,
+)
+QUICK = Plan(
+    sizes=(10, TARGET_SIZE),
+    fast=Budget(max_count=10, max_seconds=0.5, min_count=3),
+    naive=Budget(max_count=2, max_seconds=0.5, min_count=2),
+    profiles={TARGET_SIZE: 2},
+    http=HttpLoad(concurrency=8, max_requests=40, max_seconds=10.0, warmup_requests=16),
+    fallback_rounds=2,
+)
+
+
+def progress(message: str) -> None:
+    print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def run_in_process(results: Results, plan: Plan, engine: Engine, now: datetime) -> None:
+    for size in plan.sizes:
+        progress(f"A: evaluation, orjson floor and naive path for {size} resources")
+        results.sizes.append(measure_size(engine, size, now, plan.fast, plan.naive))
+    for size, requests in plan.profiles.items():
+        progress(f"A: profiling {requests} evaluations of {size} resources")
+        results.profiles.append(profile_size(engine, size, now, requests=requests))
+
+
+def run_over_http(results: Results, plan: Plan, engine: Engine, now: datetime, parts: str) -> None:
+    synthetic = synthetic_request(TARGET_SIZE, now)
+    with tempfile.TemporaryDirectory(prefix="spinehip-bench-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        try:
+            progress("B/C: starting spinehip serve --workers 2")
+            service = stack.enter_context(spinehip_server(workdir))
+            if "B" in parts:
+                progress("B: starting the Flask floor under gunicorn")
+                floor = stack.enter_context(floor_server(workdir))
+        except ServerUnavailable as exc:
+            for part in set(parts) & {"B", "C"}:
+                results.skipped[part] = str(exc)
+            return
+        if "B" in parts:
+            progress(f"B: load at concurrency {plan.http.concurrency}, floor then service")
+            results.http = measure_http(service.base_url, floor.base_url,
+                                        orjson.dumps(synthetic.body), synthetic.size, plan.http)
+        if "C" in parts:
+            unavailable = helper("fhir_server_process").FhirServerUnavailable
+            try:
+                progress("C: starting the local FHIR server and loading the patients")
+                fhir = stack.enter_context(local_fhir_server(workdir / "fhir"))
+            except unavailable as exc:
+                results.skipped["C"] = str(exc)
+                return
+            load_patients(fhir, synthetic, now)
+            progress(f"C: {plan.fallback_rounds} rounds of fallback calls and single queries")
+            results.fallback = measure_fallback(service.base_url, fhir, synthetic, engine.service,
+                                                rounds=plan.fallback_rounds)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and counts (smoke run)")
+    parser.add_argument("--parts", default="ABC", type=str.upper,
+                        help="which parts to run: A in process, B HTTP, C FHIR fallback (default ABC)")
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE, help="Markdown file to write")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+    if not args.parts or set(args.parts) - set("ABC"):
+        parser.error("--parts takes letters from A, B, C")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    now = datetime.now(UTC)
+    plan = QUICK if args.quick else FULL
+    results = Results(started=now, quick=args.quick, machine=Machine.this_one())
+    engine = Engine.load()
+    if "A" in args.parts:
+        run_in_process(results, plan, engine, now)
+    if set(args.parts) & {"B", "C"}:
+        run_over_http(results, plan, engine, now, args.parts)
+    checks = targets(results)
+    text = render(results, checks)
+    print(text)
+    write_results(args.results, text)
+    progress(f"written to {args.results}")
+    return 1 if args.strict and any(t.passed is False for t in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
