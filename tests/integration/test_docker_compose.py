@@ -1,0 +1,183 @@
+"""docker-compose.yml and the Dockerfile agree with the service they run.
+
+Docker is not available where the suite runs, so these tests read the files and check them
+against the code: the environment the service reads, the port it serves, the health endpoint it
+has, the command line it accepts and the database it connects to.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from ruamel.yaml import YAML
+
+from service.app import create_app
+from service.cli import build_parser
+from service.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG_RUNNING = ("spinehip", "hapi", "postgres")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    # Join continuation lines so each instruction is one line.
+    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def _instructions(dockerfile: str, name: str) -> list[str]:
+    return [
+        line.split(None, 1)[1]
+        for line in dockerfile.splitlines()
+        if line.strip() and line.split(None, 1)[0].upper() == name
+    ]
+
+
+def _image_env(dockerfile: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction in _instructions(dockerfile, "ENV"):
+        for pair in shlex.split(instruction):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+def _port_mapping(service: dict) -> dict[int, int]:
+    """Host port -> container port."""
+    out = {}
+    for mapping in service.get("ports", []):
+        host, container = str(mapping).split(":")
+        out[int(host)] = int(container)
+    return out
+
+
+def _probe_url(healthcheck: dict) -> str:
+    command = " ".join(healthcheck["test"])
+    match = re.search(r"https?://[^'\" ]+", command)
+    assert match, f"the health check probes no URL: {command}"
+    return match.group(0)
+
+
+def test_every_long_running_container_has_a_health_check(services: dict) -> None:
+    for name in LONG_RUNNING:
+        check = services[name]["healthcheck"]
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert check["retries"] >= 3 and check["interval"], name
+    # the loader runs the service image, whose HEALTHCHECK would probe a port nobody serves there
+    assert services["fixtures-loader"]["healthcheck"] == {"disable": True}
+
+
+def test_images_are_pinned(services: dict) -> None:
+    assert services["postgres"]["image"] == "postgres:16"
+    assert re.fullmatch(r"hapiproject/hapi:v\d+\.\d+\.\d+(-\d+)?", services["hapi"]["image"])
+    # the loader runs the very image the service is built into
+    assert services["spinehip"]["build"] == services["fixtures-loader"]["build"] == "."
+    assert services["spinehip"]["image"] == services["fixtures-loader"]["image"]
+
+
+def test_hapi_serves_r4_on_host_port_8081(services: dict) -> None:
+    hapi = services["hapi"]
+    assert _port_mapping(hapi) == {8081: 8080}
+    assert hapi["environment"]["hapi.fhir.fhir_version"] == "R4"
+    # no fixed server_address: HAPI then builds its paging links from the Host the client used,
+    # which keeps them on the origin the service is allowed to follow
+    assert not any("server_address" in key for key in hapi["environment"])
+
+
+def test_service_port_and_health_probe_match_what_the_image_serves(
+    services: dict, dockerfile: str, tmp_path: Path
+) -> None:
+    image_env = _image_env(dockerfile)
+    port = int(image_env["SPINEHIP_PORT"])
+    assert image_env["SPINEHIP_HOST"] == "0.0.0.0"
+    assert f"EXPOSE {port}" in dockerfile
+    assert _port_mapping(services["spinehip"]) == {8080: port}
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", demo_patients=False))
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    for probe in (_probe_url(services["spinehip"]["healthcheck"]),
+                  _probe_url({"test": _instructions(dockerfile, "HEALTHCHECK")})):
+        parts = urlsplit(probe)
+        assert parts.port == port and parts.hostname == "127.0.0.1"
+        assert parts.path in routes
+        assert app.test_client().get(parts.path).status_code == 200
+
+
+def test_image_runs_spinehip_serve_as_a_non_root_user(dockerfile: str) -> None:
+    assert re.match(r"python:3\.11-slim\b", _instructions(dockerfile, "FROM")[0])
+    users = _instructions(dockerfile, "USER")
+    assert users and users[-1] not in ("root", "0")
+    assert _instructions(dockerfile, "CMD")[-1] == '["spinehip", "serve"]'
+    assert build_parser().parse_args(["serve"]).func.__name__ == "_serve"
+
+
+def test_dockerignore_keeps_everything_the_image_copies(dockerfile: str) -> None:
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    copied = [shlex.split(i)[:-1] for i in _instructions(dockerfile, "COPY")]
+    for sources in copied:
+        for source in sources:
+            assert source not in ignored, source
+            assert (ROOT / source).exists(), source
+
+
+def _settings_or_refusal(env: dict[str, str]) -> Settings | str:
+    """The settings, or why the service would refuse to start with this environment."""
+    try:
+        return Settings.from_env(env)
+    except ValueError as exc:
+        return str(exc)
+
+
+def test_every_service_variable_is_one_the_service_reads(services: dict, dockerfile: str) -> None:
+    """Each variable compose sets changes the service's settings over what the image sets."""
+    image_env = _image_env(dockerfile)
+    env = {k: str(v) for k, v in services["spinehip"]["environment"].items()}
+    configured = Settings.from_env({**image_env, **env})
+    for key in env:
+        without = {**image_env, **{k: v for k, v in env.items() if k != key}}
+        assert _settings_or_refusal(without) != configured, f"{key} has no effect on the service"
+    # patients come from HAPI through fhirServer, not from the built-in demo data
+    assert configured.demo_patients is False
+    assert configured.public_base_url == "http://localhost:8080"
+
+
+def test_database_url_names_the_postgres_container_and_its_credentials(services: dict) -> None:
+    url = urlsplit(services["spinehip"]["environment"]["DATABASE_URL"])
+    pg = services["postgres"]["environment"]
+    assert url.scheme == "postgresql+psycopg"
+    assert (url.hostname, url.port or 5432) == ("postgres", 5432)
+    assert (url.username, url.password) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"])
+    assert url.path == f"/{pg['POSTGRES_DB']}"
+    assert services["spinehip"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert f"-U {pg['POSTGRES_USER']}" in " ".join(services["postgres"]["healthcheck"]["test"])
+
+
+def test_loader_is_a_valid_command_aimed_at_hapi_once_healthy(services: dict) -> None:
+    loader = services["fixtures-loader"]
+    args = build_parser().parse_args(loader["command"][1:])
+    assert loader["command"][0] == "spinehip"
+    assert (args.command, args.fixtures_command) == ("fixtures", "load")
+    target = urlsplit(args.fhir)
+    assert target.hostname == "hapi"
+    assert target.port in _port_mapping(services["hapi"]).values()
+    assert target.path == "/fhir"
+    assert loader["depends_on"]["hapi"]["condition"] == "service_healthy"
+    assert loader["restart"] == "no"
