@@ -15,6 +15,7 @@ import pytest
 from service import fixtures
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
+from tests.protocol.test_conformance import empty_members
 
 CASES = fixtures.load_cases(PROJECT_ROOT / "fixtures")
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -70,6 +71,7 @@ def test_fixture_gives_exactly_its_expected_cards(client, case):
     )
     want = sorted((c.topic, c.indicator, tuple(sorted(c.cpt))) for c in case.cards)
     assert got == want, f"{case.id}: {case.why}"
+    assert [p for p in empty_members(body) if p != "$.cards"] == []  # RESP-05
     for card in body["cards"]:
         assert card["source"]["topic"]["system"] == TOPIC_SYSTEM
         assert len(card["summary"]) <= 139

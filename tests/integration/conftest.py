@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+import requests
 from fhir_server_process import (
     FhirEndpoint,
     FhirServerUnavailable,
@@ -73,10 +74,14 @@ def spare_fhir_server(
 
 @pytest.fixture(scope="session")
 def sandbox_fhir() -> FhirEndpoint:
-    url = os.environ.get(SANDBOX_URL_ENV, "").strip()
+    url = os.environ.get(SANDBOX_URL_ENV, "").strip().rstrip("/")
     if not url:
         pytest.skip(f"{SANDBOX_URL_ENV} is not set: no public FHIR sandbox to run against")
-    return FhirEndpoint(url.rstrip("/"), os.environ.get(SANDBOX_TOKEN_ENV) or None)
+    try:
+        requests.get(f"{url}/metadata", headers={"Accept": "application/fhir+json"}, timeout=20)
+    except requests.RequestException as exc:
+        pytest.skip(f"{SANDBOX_URL_ENV}={url} cannot be reached ({type(exc).__name__})")
+    return FhirEndpoint(url, os.environ.get(SANDBOX_TOKEN_ENV) or None)
 
 
 @pytest.fixture(

