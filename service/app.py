@@ -17,7 +17,7 @@ from service.config import Settings
 from service.engine import RuleRegistry
 from service.fhir_client import FhirClient
 from service.store import Store
-from service.web import cors, discovery, errors, feedback, health, invoke
+from service.web import admin, cors, discovery, errors, feedback, health, invoke
 from service.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     services = {s.id: s for s in load_services(settings.hooks_dir)}
-    rules = RuleRegistry(settings.rules_dir)
+    rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok))
     store = Store.from_settings(settings)
     store.migrate()
     fhir = fhir or FhirClient(
@@ -67,6 +67,6 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     errors.init_app(app)
     cors.init_app(app, settings.cors_origins)
     security.init_app(app, settings, replay=store)
-    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp, metrics.bp):
+    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp, metrics.bp, admin.bp):
         app.register_blueprint(blueprint)
     return app

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from service.app import create_app
+from service.cdshooks.services import load_services
 from service.config import Settings
+from service.engine import install_sighup, load_ruleset
 from service.logging_setup import configure_logging
+
+
+class _Arbiter(Arbiter):
+    """SIGHUP reloads the rules in every worker instead of restarting them.
+
+    gunicorn's own SIGHUP restarts workers, and a worker that boots on a bad rule set refuses to
+    start: the last good rules must keep serving, so the signal goes to the workers' reloaders.
+    """
+
+    def handle_hup(self) -> None:
+        self.log.info("SIGHUP: reloading rules in every worker")
+        self.kill_workers(signal.SIGHUP)
 
 
 class _Gunicorn(BaseApplication):
@@ -23,11 +39,24 @@ class _Gunicorn(BaseApplication):
     def load(self):
         settings = Settings.from_env()
         configure_logging(settings)
-        return create_app(settings)
+        app = create_app(settings)
+        rules = app.extensions["spinehip"].rules
+        rules.start_watching()
+        install_sighup(rules)  # runs in the worker, after gunicorn reset its signal handlers
+        return app
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:
+            raise SystemExit(f"error: {exc}") from exc
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, timeout: int) -> int:
-    Settings.from_env()  # fail fast on a bad environment, before forking workers
+    settings = Settings.from_env()
+    # Fail fast, before forking, with every located error of a bad hooks or rules file.
+    load_services(settings.hooks_dir)
+    load_ruleset(settings.rules_dir)
     _Gunicorn(
         {
             "bind": f"{host}:{port}",

@@ -39,9 +39,11 @@ class RuleRegistry:
     """Holds the serving RuleSet; the first load must succeed or the service does not start."""
 
     def __init__(self, rules_dir: Path | str,
-                 loader: Callable[[Path], RuleSet] = load_ruleset):
+                 loader: Callable[[Path], RuleSet] = load_ruleset,
+                 on_reload: Callable[[bool], None] | None = None):
         self.rules_dir = Path(rules_dir)
         self._loader = loader
+        self._on_reload = on_reload  # told of every reload's result (metrics), engine stays pure
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,12 +66,16 @@ class RuleRegistry:
                 self.last_error = exc.errors
                 log.error("rule reload rejected (%d errors); still serving %s:\n%s",
                           len(exc.errors), self._current.full_version, exc)
+                if self._on_reload:
+                    self._on_reload(False)
                 return False
             old = self._current.full_version
             self._current = new
             self.last_error = None
             self.loaded_at = datetime.now(UTC)
             log.info("rules reloaded: %s -> %s", old, new.full_version)
+            if self._on_reload:
+                self._on_reload(True)
             return True
 
     def status(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def healthz() -> Response:
 def readyz() -> Response:
     """Ready when a rule set is serving and the database answers; detail names what is wrong."""
     rt = runtime()
-    detail: dict = {"rulesetVersion": rt.rules.current.version, "services": sorted(rt.services)}
+    detail: dict = {"rules": rt.rules.status(), "services": sorted(rt.services)}
     ready = True
     try:
         rt.store.ping()
@@ -30,8 +30,6 @@ def readyz() -> Response:
         log.warning("database not reachable: %s", type(exc).__name__)
         detail["database"] = f"unreachable ({type(exc).__name__})"
         ready = False
-    if rt.rules.last_error:
-        detail["rulesReloadErrors"] = [str(e) for e in rt.rules.last_error]
     response = jsonify({"status": "ready" if ready else "not ready", **detail})
     response.status_code = 200 if ready else 503
     return response
