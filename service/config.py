@@ -37,6 +37,7 @@ class Settings:
     fixtures_dir: Path = PROJECT_ROOT / "fixtures"
     demo_patients: bool = True
     max_body_bytes: int = 5 * 1024 * 1024
+    rules_watch_s: float = 2.0  # 0 turns the file watch off (reload by SIGHUP or admin call)
     fhir_timeout_s: float = 3.0
     fhir_deadline_s: float = 8.0
     fhir_page_cap: int = 20
@@ -102,6 +103,7 @@ class Settings:
             demo_patients=env.get("SPINEHIP_DEMO_PATIENTS", "1" if mode == "development" else "0")
             in ("1", "true", "yes"),
             max_body_bytes=int(number("SPINEHIP_MAX_BODY_BYTES", defaults.max_body_bytes, int)),
+            rules_watch_s=float(env.get("SPINEHIP_RULES_WATCH", defaults.rules_watch_s)),
             fhir_timeout_s=number("SPINEHIP_FHIR_TIMEOUT", defaults.fhir_timeout_s),
             fhir_deadline_s=number("SPINEHIP_FHIR_DEADLINE", defaults.fhir_deadline_s),
             fhir_page_cap=int(number("SPINEHIP_FHIR_PAGE_CAP", defaults.fhir_page_cap, int)),

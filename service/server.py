@@ -41,7 +41,8 @@ class _Gunicorn(BaseApplication):
         configure_logging(settings)
         app = create_app(settings)
         rules = app.extensions["spinehip"].rules
-        rules.start_watching()
+        if settings.rules_watch_s > 0:
+            rules.start_watching(settings.rules_watch_s)
         install_sighup(rules)  # runs in the worker, after gunicorn reset its signal handlers
         return app
 

@@ -84,3 +84,52 @@ def test_bad_edit_is_rejected_and_the_old_rules_keep_serving(served_rules):
 def test_reload_needs_the_admin_token(served_rules):
     url, _ = served_rules
     assert _reload(url, token="wrong").status_code == 401
+
+
+def test_sighup_reloads_every_worker_and_a_bad_set_keeps_the_old_one(tmp_path):
+    """SIGHUP to the gunicorn master reaches the rule registry of each of several workers."""
+    import signal
+    import time
+
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    env = {**os.environ, "SPINEHIP_MODE": "development", "SPINEHIP_RULES_DIR": str(rules),
+           "SPINEHIP_RULES_WATCH": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    env.pop("SPINEHIP_TRUSTED_CLIENTS", None)
+    port = free_port()
+    process = subprocess.Popen(
+        [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def versions_served() -> set[str]:
+        # fresh connections, so both workers are asked
+        return {_version_served(url) for _ in range(12)}
+
+    def wait_for(predicate) -> None:
+        deadline = time.monotonic() + 15
+        while not predicate():
+            assert time.monotonic() < deadline, "reload did not take effect"
+            time.sleep(0.3)
+
+    try:
+        wait_ready(url, process)
+        before = versions_served()
+        assert len(before) == 1
+
+        edit(rules / "ruleset.yaml", "version: 2026.11.0", "verson: 2026.11.0")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "lastError" in requests.get(f"{url}/readyz", timeout=5).json()["rules"])
+        assert versions_served() == before
+        assert process.poll() is None
+
+        edit(rules / "ruleset.yaml", "verson: 2026.11.0", "version: 2026.11.7")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: all(v.startswith("2026.11.7+") for v in versions_served()))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
