@@ -22,17 +22,11 @@ from flask import Flask, Response, g, has_request_context, request
 
 from service import metrics
 from service.config import Settings
+from service.security.redact import redact
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_BEARER = re.compile(r"(?i)\bbearer\s+[^\s\"',;]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 request_log = logging.getLogger("spinehip.request")
-
-
-def scrub(text: str) -> str:
-    """Replace bearer credentials and JWT-shaped strings."""
-    return _JWT.sub("[redacted-jwt]", _BEARER.sub("Bearer [redacted]", text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,13 +37,13 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": scrub(record.getMessage()),
+            "message": redact(record.getMessage()),
         }
         if has_request_context() and "request_id" in g:
             entry["request_id"] = g.request_id
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
-            entry["error"] = scrub(self.formatException(record.exc_info))
+            entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
