@@ -22,7 +22,7 @@ from benchmarks.fallback import load_patients, local_fhir_server, measure_fallba
 from benchmarks.http_bench import HttpLoad, measure_http
 from benchmarks.inprocess import Budget, Engine, measure_size
 from benchmarks.integration import helper
-from benchmarks.profiling import profile_size
+from benchmarks.profiling import profile_evaluation, profile_request_path
 from benchmarks.report import TARGET_SIZE, Machine, Results, render, targets, write_results
 from benchmarks.servers import ServerUnavailable, floor_server, spinehip_server
 from benchmarks.synthetic import synthetic_request
@@ -35,7 +35,8 @@ class Plan:
     sizes: tuple[int, ...]
     fast: Budget
     naive: Budget
-    profiles: dict[int, int]  # size -> profiled requests
+    profiles: dict[int, int]  # size -> profiled evaluations
+    request_profile: int  # profiled requests through the whole Flask path, at the target size
     http: HttpLoad
     fallback_rounds: int
 
@@ -45,6 +46,7 @@ FULL = Plan(
     fast=Budget(max_count=400, max_seconds=3.0, min_count=20),
     naive=Budget(max_count=100, max_seconds=4.0, min_count=5),
     profiles={TARGET_SIZE: 100, 2000: 10},
+    request_profile=100,
     http=HttpLoad(concurrency=8, max_requests=3000, max_seconds=20.0, warmup_requests=64),
     fallback_rounds=30,
 )
@@ -53,6 +55,7 @@ QUICK = Plan(
     fast=Budget(max_count=10, max_seconds=0.5, min_count=3),
     naive=Budget(max_count=2, max_seconds=0.5, min_count=2),
     profiles={TARGET_SIZE: 2},
+    request_profile=2,
     http=HttpLoad(concurrency=8, max_requests=40, max_seconds=10.0, warmup_requests=16),
     fallback_rounds=2,
 )
@@ -68,7 +71,7 @@ def run_in_process(results: Results, plan: Plan, engine: Engine, now: datetime) 
         results.sizes.append(measure_size(engine, size, now, plan.fast, plan.naive))
     for size, requests in plan.profiles.items():
         progress(f"A: profiling {requests} evaluations of {size} resources")
-        results.profiles.append(profile_size(engine, size, now, requests=requests))
+        results.profiles.append(profile_evaluation(engine, size, now, requests=requests))
 
 
 def run_over_http(results: Results, plan: Plan, engine: Engine, now: datetime, parts: str) -> None:
@@ -89,6 +92,8 @@ def run_over_http(results: Results, plan: Plan, engine: Engine, now: datetime, p
             progress(f"B: load at concurrency {plan.http.concurrency}, floor then service")
             results.http = measure_http(service.base_url, floor.base_url,
                                         orjson.dumps(synthetic.body), synthetic.size, plan.http)
+            progress(f"B: profiling {plan.request_profile} requests through the Flask request path")
+            results.profiles.append(profile_request_path(TARGET_SIZE, now, requests=plan.request_profile))
         if "C" in parts:
             unavailable = helper("fhir_server_process").FhirServerUnavailable
             try:

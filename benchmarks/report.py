@@ -160,7 +160,9 @@ def _section_b(http: HttpResult) -> list[str]:
 
 
 def _section_c(fb: FallbackResult) -> list[str]:
-    rows = [["patient-view call, no prefetch (HTTP)", ms(fb.call.p50_ms), ms(fb.call.p99_ms), "", ""]]
+    rows = [["patient-view call, no prefetch (HTTP)", ms(fb.call.p50_ms), ms(fb.call.p99_ms), "", ""],
+            ["every query at once, as the service fans out (`FhirClient.fetch_all`, no service)",
+             ms(fb.parallel.p50_ms), ms(fb.parallel.p99_ms), "", ""]]
     rows += [[f"query `{q.query}`", ms(q.timings.p50_ms), ms(q.timings.p99_ms), str(q.pages),
               str(q.resources)] for q in fb.queries]
     return [
@@ -185,7 +187,7 @@ def _section_profile(profiles: Sequence[Profile]) -> list[str]:
     out = ["## Profile (cProfile, per request; profiled times run slower than the figures above)"]
     for p in profiles:
         header = ["function", "calls", "cumulative ms", "own ms", "share"]
-        out += ["", f"### {p.size} resources: {ms(p.total_ms)} ms per request over {p.requests} requests",
+        out += ["", f"### {p.title}: {ms(p.total_ms)} ms per request over {p.requests} requests",
                 "", "Top functions by cumulative time:", "", *table(header, _profile_rows(p.by_cumulative)),
                 "", "Top functions by own time:", "", *table(header, _profile_rows(p.by_own_time))]
     return out
