@@ -7,16 +7,18 @@ has, the command line it accepts and the database it connects to.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from fhir_server_process import LocalFhirServer
 from ruamel.yaml import YAML
 
 from service.app import create_app
-from service.cli import build_parser
+from service.cli import build_parser, main
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,3 +183,25 @@ def test_loader_is_a_valid_command_aimed_at_hapi_once_healthy(services: dict) ->
     assert target.path == "/fhir"
     assert loader["depends_on"]["hapi"]["condition"] == "service_healthy"
     assert loader["restart"] == "no"
+
+
+@pytest.mark.fhirserver
+def test_loader_command_loads_every_fixture_in_the_container_environment(
+    services: dict, dockerfile: str, fhir_server: LocalFhirServer,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The loader's command and environment, aimed at the local server instead of HAPI."""
+    for key in list(os.environ):
+        if key.startswith("SPINEHIP_") or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    container_env = {**_image_env(dockerfile), **services["fixtures-loader"].get("environment", {})}
+    for key, value in container_env.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.setenv("SPINEHIP_FHIR_TOKEN", fhir_server.token)  # HAPI here needs none
+    argv = list(services["fixtures-loader"]["command"][1:])
+    argv[argv.index("--fhir") + 1] = fhir_server.base_url
+
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    patients = sorted((ROOT / "fixtures" / "patients").glob("*.json"))
+    assert f"{len(patients)} patient Bundles loaded" in out
