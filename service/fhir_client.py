@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,12 +92,19 @@ class FhirClient:
         self.session.close()
 
     def fetch_all(
-        self, base_url: str, queries: Mapping[str, str], token: str | None
+        self,
+        base_url: str,
+        queries: Mapping[str, str],
+        token: str | None,
+        url_check: Callable[[str], str | None] | None = None,
     ) -> dict[str, FetchResult | FhirFetchError]:
-        """Run every query in parallel; each key maps to its result or its error."""
+        """Run every query in parallel; each key maps to its result or its error.
+
+        ``url_check`` vets every paging link before the token is sent to it (None = allowed).
+        """
         deadline = time.monotonic() + self.deadline_s
         futures = {
-            key: self._pool.submit(self.fetch, base_url, query, token, deadline)
+            key: self._pool.submit(self.fetch, base_url, query, token, deadline, url_check)
             for key, query in queries.items()
         }
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
@@ -117,19 +124,33 @@ class FhirClient:
                 results[key] = FhirFetchError(f"query failed ({type(exc).__name__})")
         return results
 
-    def fetch(self, base_url: str, query: str, token: str | None, deadline: float) -> FetchResult:
+    def fetch(
+        self,
+        base_url: str,
+        query: str,
+        token: str | None,
+        deadline: float,
+        url_check: Callable[[str], str | None] | None = None,
+    ) -> FetchResult:
         """One read or search, following same-origin ``next`` links up to the page cap."""
         resource_type = urlsplit(query).path.lstrip("/").split("/")[0] or "unknown"
         started = time.monotonic()
         try:
-            result = self._fetch_pages(base_url, query, token, deadline)
+            result = self._fetch_pages(base_url, query, token, deadline, url_check)
         except FhirFetchError:
             metrics.observe_fhir_request(resource_type, time.monotonic() - started, error=True)
             raise
         metrics.observe_fhir_request(resource_type, time.monotonic() - started, error=False)
         return result
 
-    def _fetch_pages(self, base_url: str, query: str, token: str | None, deadline: float) -> FetchResult:
+    def _fetch_pages(
+        self,
+        base_url: str,
+        query: str,
+        token: str | None,
+        deadline: float,
+        url_check: Callable[[str], str | None] | None,
+    ) -> FetchResult:
         base = base_url.rstrip("/") + "/"
         url: str | None = urljoin(base, query)
         origin = _origin(base)
@@ -137,6 +158,9 @@ class FhirClient:
         while url is not None:
             if _origin(url) != origin:
                 raise FhirFetchError("a paging link points to another server; not followed")
+            refusal = url_check(url) if url_check else None
+            if refusal:
+                raise FhirFetchError(f"paging link refused: {refusal}")
             if result.pages >= self.page_cap:
                 raise FhirFetchError(f"more than {self.page_cap} pages; result incomplete")
             body = self._get(url, token, deadline)

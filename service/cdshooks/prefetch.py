@@ -155,7 +155,7 @@ def _fetch_missing(
             412, f"cannot fetch prefetch keys {keys}: {refusal}", field="fhirServer", code="processing"
         )
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
-    results = fhir.fetch_all(request.fhir_server, queries, token)
+    results = fhir.fetch_all(request.fhir_server, queries, token, url_check=fhir_policy)
     failures: list[tuple[str | None, str]] = []
     for key in sorted(results):
         result = results[key]
