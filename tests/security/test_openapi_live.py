@@ -8,7 +8,6 @@ Each generated request carries a freshly signed JWT for the exact URL it calls.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.process.conftest import free_port, wait_ready
 
 from .conftest import EC_KID, ISSUER, JwksServer, load_fixture, public_jwk, write_yaml
 
@@ -53,12 +54,6 @@ class LiveServer:
         return jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": EC_KID})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
@@ -80,18 +75,10 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+        try:
+            wait_ready(url, proc)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}: {log.read_text()[-2000:]}")
         yield LiveServer(url, log, key)
     finally:
         proc.terminate()
