@@ -7,6 +7,7 @@ independently of the rule files, so this is the check that the rules say what th
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CASES = fixtures.load_cases(PROJECT_ROOT / "fixtures")
 CPT = "http://www.ama-assn.org/go/cpt"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 TOPIC_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/card-topic"
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,30 @@ def pama_ratings(body: dict) -> dict[str, str]:
     return ratings
 
 
+def assert_card_shape(card: dict) -> None:
+    """CARD, SRC, SUG, ACT and LNK rules of the conformance checklist."""
+    assert UUID.match(card["uuid"])
+    assert len(card["summary"]) <= 139
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["source"]["label"] and card["source"]["url"].startswith("https://")
+    assert card["source"]["topic"]["system"] == TOPIC_SYSTEM
+    for reason in card.get("overrideReasons", []):
+        assert reason["system"] and reason["code"] and reason["display"]
+    for link in card.get("links", []):
+        assert link["type"] == "absolute" and link["url"].startswith(("https://", "http://"))
+        assert link["label"] and "appContext" not in link
+    if "suggestions" in card:
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+    for suggestion in card.get("suggestions", []):
+        assert UUID.match(suggestion["uuid"]) and suggestion["label"] and suggestion["actions"]
+        for action in suggestion["actions"]:
+            assert action["type"] in ("create", "update", "delete") and action["description"]
+            if action["type"] == "delete":
+                assert action["resourceId"].startswith("ServiceRequest/")
+            else:
+                assert action["resource"]["resourceType"]
+
+
 def answer(client, case) -> dict:
     request = fixtures.load_request(case.request, datetime.now(UTC))
     response = client.post(
@@ -73,8 +99,7 @@ def test_fixture_gives_exactly_its_expected_cards(client, case):
     assert got == want, f"{case.id}: {case.why}"
     assert [p for p in empty_members(body) if p != "$.cards"] == []  # RESP-05
     for card in body["cards"]:
-        assert card["source"]["topic"]["system"] == TOPIC_SYSTEM
-        assert len(card["summary"]) <= 139
+        assert_card_shape(card)
     assert pama_ratings(body) == dict(case.pama)  # no rating where none can be determined (PAMA)
 
 
