@@ -1,0 +1,156 @@
+"""Two production ``spinehip serve`` processes on one PostgreSQL database, as replicas behind a
+load balancer run: JWT required, keys from a loopback JWK Set, each replica on its own port.
+
+Each replica is told its own public base URL, so a token names the replica it was signed for in
+``aud``; a token meant for both lists both URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.config import PROJECT_ROOT
+from tests.process.conftest import SPINEHIP, free_port, wait_ready
+from tests.security.conftest import (
+    EC_KID,
+    ISSUER,
+    TENANT,
+    JwksServer,
+    bearer,
+    public_jwk,
+    standard_claims,
+    write_yaml,
+)
+from tests.store.conftest import pg_server_url
+
+#: An override reason the rules offer on their cards, configured here to silence a rule for 30 days.
+SNOOZE_REASON = "already-ordered"
+
+Signer = Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One running service process and the base URL its tokens must name."""
+
+    url: str
+    log: Path
+
+    def call(self, sign: Signer, path: str, body: Any = None, token: str | None = None) -> requests.Response:
+        """GET (no body) or POST ``path`` with a fresh token for this replica, or with ``token``."""
+        headers = bearer(token or sign(self.url + path))
+        if body is None:
+            return requests.get(self.url + path, headers=headers, timeout=15)
+        return requests.post(self.url + path, json=body, headers=headers, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """An empty database of its own, so both replicas migrate it together at start-up."""
+    server = make_url(pg_server_url())
+    name = f"replicas_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+@pytest.fixture(scope="module")
+def jwks(signing_key: ec.EllipticCurvePrivateKey) -> Iterator[JwksServer]:
+    server = JwksServer()
+    server.document = {"keys": [public_jwk(signing_key, EC_KID)]}
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def sign(signing_key: ec.EllipticCurvePrivateKey, jwks: JwksServer) -> Signer:
+    """``sign(aud, ..., jti=None)``: an ES384 token for one or more endpoint URLs, fresh jti by default."""
+
+    def make(*audiences: str, jti: str | None = None) -> str:
+        claims = {**standard_claims(), "aud": audiences[0] if len(audiences) == 1 else list(audiences)}
+        if jti is not None:
+            claims["jti"] = jti
+        headers = {"typ": "JWT", "kid": EC_KID, "jku": jwks.url}
+        return jwt.encode(claims, signing_key, algorithm="ES384", headers=headers)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def service_env(
+    tmp_path_factory: pytest.TempPathFactory, jwks: JwksServer, database_url: str
+) -> dict[str, str]:
+    """What every replica and ``spinehip report`` share: mode, database, trust file, secrets."""
+    trust_file = write_yaml(tmp_path_factory.mktemp("trust") / "trusted-clients.yaml", {
+        "clients": [{"iss": ISSUER, "jku": jwks.url, "tenants": [TENANT]}],
+    })
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SPINEHIP_")}
+    return {
+        **inherited,
+        "SPINEHIP_MODE": "production",
+        "DATABASE_URL": database_url,
+        "SPINEHIP_TRUSTED_CLIENTS": str(trust_file),
+        "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret",
+        "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=30",
+    }
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, service_env: dict[str, str]
+) -> Iterator[tuple[Replica, Replica]]:
+    """Replicas A and B, started together on the same (empty) database."""
+    logs = tmp_path_factory.mktemp("replica-logs")
+    started: list[tuple[Replica, subprocess.Popen]] = []
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            replica = Replica(url=f"http://127.0.0.1:{port}", log=logs / f"{name}.log")
+            with replica.log.open("wb") as log:
+                process = subprocess.Popen(
+                    [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                    cwd=PROJECT_ROOT,
+                    env={**service_env, "SPINEHIP_PUBLIC_BASE_URL": replica.url},
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            started.append((replica, process))
+        for replica, process in started:
+            try:
+                wait_ready(replica.url, process)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; its log:\n{replica.log.read_text()[-4000:]}") from None
+        yield started[0][0], started[1][0]
+    finally:
+        for _, process in started:
+            process.terminate()
+        for _, process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
