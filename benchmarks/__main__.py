@@ -32,9 +32,7 @@ RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 
 @dataclass(frozen=True)
 class Plan:
-    sizes: tuple[int, ...]
-    fast: Budget
-    naive: Budget
+    budgets: dict[int, Budget]  # request size -> how long it may be measured
     profiles: dict[int, int]  # size -> profiled evaluations
     request_profile: int  # profiled requests through the whole Flask path, at the target size
     http: HttpLoad
@@ -42,18 +40,17 @@ class Plan:
 
 
 FULL = Plan(
-    sizes=(10, TARGET_SIZE, 2000),
-    fast=Budget(max_count=400, max_seconds=3.0, min_count=20),
-    naive=Budget(max_count=100, max_seconds=4.0, min_count=5),
+    budgets={10: Budget(max_rounds=500, max_seconds=3.0),
+             TARGET_SIZE: Budget(max_rounds=300, max_seconds=8.0, min_rounds=30),
+             2000: Budget(max_rounds=50, max_seconds=6.0)},
     profiles={TARGET_SIZE: 100, 2000: 10},
     request_profile=100,
     http=HttpLoad(concurrency=8, max_requests=3000, max_seconds=20.0, warmup_requests=64),
     fallback_rounds=30,
 )
 QUICK = Plan(
-    sizes=(10, TARGET_SIZE),
-    fast=Budget(max_count=10, max_seconds=0.5, min_count=3),
-    naive=Budget(max_count=2, max_seconds=0.5, min_count=2),
+    budgets={10: Budget(max_rounds=5, max_seconds=0.5, min_rounds=2),
+             TARGET_SIZE: Budget(max_rounds=3, max_seconds=0.5, min_rounds=2)},
     profiles={TARGET_SIZE: 2},
     request_profile=2,
     http=HttpLoad(concurrency=8, max_requests=40, max_seconds=10.0, warmup_requests=16),
@@ -66,9 +63,9 @@ def progress(message: str) -> None:
 
 
 def run_in_process(results: Results, plan: Plan, engine: Engine, now: datetime) -> None:
-    for size in plan.sizes:
+    for size, budget in plan.budgets.items():
         progress(f"A: evaluation, orjson floor and naive path for {size} resources")
-        results.sizes.append(measure_size(engine, size, now, plan.fast, plan.naive))
+        results.sizes.append(measure_size(engine, size, now, budget))
     for size, requests in plan.profiles.items():
         progress(f"A: profiling {requests} evaluations of {size} resources")
         results.profiles.append(profile_evaluation(engine, size, now, requests=requests))

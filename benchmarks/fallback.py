@@ -116,7 +116,7 @@ def measure_fallback(service_url: str, server: Any, synthetic: SyntheticRequest,
             timings = interleaved(
                 [call, lambda: client.fetch_all(server.base_url, queries, server.token),
                  *(lambda q=q: fetch(q) for q in queries.values())],
-                rounds=rounds)
+                max_rounds=rounds)
         finally:
             client.close()
     return FallbackResult(

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from benchmarks.measure import Timings, time_calls
+from benchmarks.measure import Timings, interleaved
 from benchmarks.synthetic import synthetic_request
 from service.cdshooks.request import parse_hook_request, parse_json_body
 from service.cdshooks.services import CdsService, load_services
@@ -32,11 +32,11 @@ HOOK = "patient-view"
 
 @dataclass(frozen=True)
 class Budget:
-    """How long each measurement may run: count and seconds, whichever ends it first."""
+    """How long one size may be measured: rounds and seconds, whichever ends it first."""
 
-    max_count: int
+    max_rounds: int
     max_seconds: float
-    min_count: int = 5
+    min_rounds: int = 5
 
 
 @dataclass(frozen=True)
@@ -97,19 +97,14 @@ def validate_everything(raw: bytes) -> int:
     return count
 
 
-def measure_size(engine: Engine, size: int, now: datetime, fast: Budget, naive: Budget) -> SizeResult:
+def measure_size(engine: Engine, size: int, now: datetime, budget: Budget) -> SizeResult:
+    """Floor, evaluation and naive path of one request, timed round-robin."""
     raw = orjson.dumps(synthetic_request(size, now).body)
     cards = len(engine.answer(raw, now)["cards"])
     if validate_everything(raw) != size:
         raise RuntimeError(f"the {size}-resource request does not hold {size} resources")
-    return SizeResult(
-        size=size,
-        body_bytes=len(raw),
-        cards=cards,
-        floor=time_calls(lambda: orjson.loads(raw), max_count=fast.max_count * 4,
-                         max_seconds=fast.max_seconds / 2, min_count=fast.min_count),
-        evaluation=time_calls(lambda: engine.answer(raw, now), max_count=fast.max_count,
-                              max_seconds=fast.max_seconds, min_count=fast.min_count),
-        naive=time_calls(lambda: validate_everything(raw), max_count=naive.max_count,
-                         max_seconds=naive.max_seconds, min_count=naive.min_count, warmup=1),
+    floor, evaluation, naive = interleaved(
+        [lambda: orjson.loads(raw), lambda: engine.answer(raw, now), lambda: validate_everything(raw)],
+        max_rounds=budget.max_rounds, max_seconds=budget.max_seconds, min_rounds=budget.min_rounds,
     )
+    return SizeResult(size, len(raw), cards, floor, evaluation, naive)

@@ -45,33 +45,29 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def time_calls(
-    fn: Callable[[], object], *, max_count: int, max_seconds: float, min_count: int = 5, warmup: int = 2
-) -> Timings:
-    """Call ``fn`` until ``max_count`` samples or ``max_seconds`` (but at least ``min_count``).
-
-    A collection runs first so garbage left by the previous measurement is not charged to this
-    one; the collector stays on, as it is in the service.
-    """
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    samples: list[float] = []
-    deadline = time.perf_counter() + max_seconds
-    while len(samples) < max_count and (len(samples) < min_count or time.perf_counter() < deadline):
-        samples.append(timed(fn))
-    return Timings(tuple(samples))
-
-
 def interleaved(
-    calls: Sequence[Callable[[], object]], *, rounds: int, warmup: int = 1
+    calls: Sequence[Callable[[], object]],
+    *,
+    max_rounds: int,
+    max_seconds: float = float("inf"),
+    min_rounds: int = 1,
+    warmup: int = 1,
 ) -> list[Timings]:
-    """Time several calls round-robin, so a slow moment of the machine hits all of them alike."""
+    """Time several calls round-robin, so a busy moment of the machine hits all of them alike.
+
+    Rounds stop at ``max_rounds`` or after ``max_seconds`` (but not before ``min_rounds``). A
+    collection runs first so garbage left by earlier work is not charged here; the collector
+    then stays on, as it is in the service.
+    """
     for _ in range(warmup):
         for fn in calls:
             fn()
+    gc.collect()
     samples: list[list[float]] = [[] for _ in calls]
-    for _ in range(rounds):
+    deadline = time.perf_counter() + max_seconds
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() < deadline):
         for index, fn in enumerate(calls):
             samples[index].append(timed(fn))
+        rounds += 1
     return [Timings(tuple(s)) for s in samples]

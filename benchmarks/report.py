@@ -28,11 +28,12 @@ class Machine:
     cores: int
     python: str
     system: str
+    load_average: float  # 1-minute load when the run started: other work on the cores skews figures
 
     @classmethod
     def this_one(cls) -> Machine:
         return cls(_cpu_model(), len(os.sched_getaffinity(0)), platform.python_version(),
-                   f"{platform.system()} {platform.release()}")
+                   f"{platform.system()} {platform.release()}", os.getloadavg()[0])
 
 
 def _cpu_model() -> str:
@@ -121,7 +122,7 @@ def _section_a(results: Results) -> list[str]:
     rows = [[str(s.size), f"{s.body_bytes / 1024:.0f} KiB", str(s.cards),
              _p50_p99(s.floor.p50_ms, s.floor.p99_ms), _p50_p99(s.evaluation.p50_ms, s.evaluation.p99_ms),
              _p50_p99(s.naive.p50_ms, s.naive.p99_ms),
-             f"{s.floor.count}/{s.evaluation.count}/{s.naive.count}",
+             str(s.evaluation.count),
              f"{s.evaluation_over_floor:.2f}x", f"{s.naive_over_evaluation:.1f}x"] for s in results.sizes]
     return [
         "## A. Evaluation per request, in process",
@@ -129,10 +130,11 @@ def _section_a(results: Results) -> list[str]:
         "Evaluation = `parse_json_body` + `parse_hook_request` + `answer_hook` (prefetch resolution, "
         "rules, cards, response hygiene), as the invoke view runs it. Floor = `orjson.loads` of the "
         "same body. Naive = `orjson.loads` + a fhir.resources R4B model of every prefetched resource "
-        "(no evaluation: a lower bound of that path). Times in ms, p50 / p99.",
+        "(no evaluation: a lower bound of that path). The three run round-robin on the same bytes; "
+        "times in ms, p50 / p99.",
         "",
         *table(["resources", "body", "cards", "orjson floor", "evaluation", "naive R4B",
-                "samples f/e/n", "eval / floor", "naive / eval"], rows),
+                "rounds", "eval / floor", "naive / eval"], rows),
     ]
 
 
@@ -188,8 +190,10 @@ def _section_profile(profiles: Sequence[Profile]) -> list[str]:
     for p in profiles:
         header = ["function", "calls", "cumulative ms", "own ms", "share"]
         out += ["", f"### {p.title}: {ms(p.total_ms)} ms per request over {p.requests} requests",
-                "", "Top functions by cumulative time:", "", *table(header, _profile_rows(p.by_cumulative)),
-                "", "Top functions by own time:", "", *table(header, _profile_rows(p.by_own_time))]
+                "", "Top service functions by cumulative time:", "",
+                *table(header, _profile_rows(p.by_cumulative)),
+                "", "Top functions (any code) by own time:", "",
+                *table(header, _profile_rows(p.by_own_time))]
     return out
 
 
@@ -199,7 +203,8 @@ def render(results: Results, checks: Sequence[Target]) -> str:
         "# Benchmark results",
         "",
         f"Run {results.started:%Y-%m-%d %H:%M} UTC on {m.cpu}, {m.cores} cores, Python {m.python}, "
-        f"{m.system}. Command: `make bench` (`python -m benchmarks`)"
+        f"{m.system}, load average {m.load_average:.2f} at the start. "
+        "Command: `make bench` (`python -m benchmarks`)"
         + (" in quick mode: tiny sizes, figures not meaningful." if results.quick else "."),
         "",
     ]

@@ -52,7 +52,7 @@ def test_quick_run_prints_in_process_and_http_figures_beside_their_references(tm
     for target in ("A1", "A2", "B1", "B2"):
         assert target_verdict(output, target) in ("PASS", "FAIL")
     assert target_verdict(output, "C") == "NOT RUN"
-    assert "Top functions by cumulative time" in output
+    assert "Top service functions by cumulative time" in output
     assert "whole request path in Flask" in output
     assert written.startswith(output.rstrip("\n"))
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in written
