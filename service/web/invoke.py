@@ -34,17 +34,19 @@ def invoke(service_id: str) -> Response:
     service = find_service(service_id)
     hook_request = parse_hook_request(json_body(), service)
     client = g.get("cds_client")
+    ruleset = rt.rules.current  # one rule set for the whole call, even if a reload lands meanwhile
     answer = answer_hook(
         service,
         hook_request,
-        ruleset=rt.rules.current,
+        ruleset=ruleset,
         now=datetime.now(UTC),
         fhir=rt.fhir,
         demo=rt.demo,
         fhir_policy=lambda url: fhir_server_refusal(url, client, rt.settings),
     )
     store = rt.store
-    body = drop_snoozed_cards(answer.body, store.snoozed_rules(store.patient_key(hook_request.patient_id)))
+    snoozed = store.snoozed_rules(store.patient_key(hook_request.patient_id))
+    body = drop_snoozed_cards(answer.body, snoozed - ruleset.red_flag_rules)
     store.record_invocation(
         audit_record(
             service_id=service.id,
