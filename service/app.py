@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from service import fixtures, logging_setup, metrics, security
+from service import cards, fixtures, logging_setup, metrics, security
 from service.cdshooks.services import load_services
 from service.config import Settings
 from service.engine import RuleRegistry
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     services = {s.id: s for s in load_services(settings.hooks_dir)}
+    cards.warm_up()
     rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok))
     store = Store.from_settings(settings)
     store.migrate()

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from service.cdshooks.response import prune_empty
 from service.engine import Decision, Evaluation
 from service.engine.codes import SNOMED
 from service.engine.evaluate import PlannedSuggestion
@@ -35,15 +36,20 @@ LATERALITY = {
 }
 
 
-def prune(value: Any) -> Any:
-    """Drop None, "", [] and {} members recursively (CDS Hooks forbids empty values)."""
-    if isinstance(value, Mapping):
-        out = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        out_list = [prune(v) for v in value]
-        return [v for v in out_list if v not in (None, "", [], {})]
-    return value
+def warm_up() -> None:
+    """Validate one full ServiceRequest at start-up.
+
+    fhir.resources imports the models a ServiceRequest refers to on first use; doing it here
+    keeps that quarter-second off the first clinician's request.
+    """
+    coded = {"coding": [IMAGING_CATEGORY], "text": "warm-up"}
+    if not _valid_service_request({
+        "resourceType": "ServiceRequest", "status": "draft", "intent": "proposal",
+        "category": [coded], "code": coded, "priority": "stat", "bodySite": [coded],
+        "subject": {"reference": "Patient/warm-up"}, "reasonCode": [coded],
+        "performerType": {"text": "warm-up"}, "note": [{"text": "warm-up"}],
+    }):
+        raise RuntimeError("fhir.resources rejects the ServiceRequest shape the cards use")
 
 
 def _valid_service_request(resource: dict[str, Any]) -> bool:
@@ -70,7 +76,7 @@ def service_request(decision: Decision, planned: PlannedSuggestion,
         body_sites.append({"coding": [LATERALITY[decision.laterality]]})
     reasons = [{"coding": [{"system": s, "code": c, "display": d}], "text": d}
                for s, c, d in decision.reasons]
-    return prune({
+    return prune_empty({
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
@@ -147,7 +153,7 @@ def card(decision: Decision, patient_id: str) -> dict[str, Any]:
     guideline_urls = [s.url for s in decision.sources if s.kind == "guideline" and s.url]
     suggestions = [s for p in decision.suggestions
                    if (s := _suggestion(decision, p, patient_id)) is not None]
-    return prune({
+    return prune_empty({
         "uuid": str(uuid.uuid4()),
         "summary": _summary(decision.summary),
         "indicator": rule.indicator,

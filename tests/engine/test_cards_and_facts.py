@@ -7,7 +7,8 @@ import sys
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from service.cards import prune, render_cards
+from service.cards import render_cards
+from service.cdshooks.response import prune_empty as prune
 from service.config import PROJECT_ROOT
 from service.engine import RuleRegistry, evaluate, load_ruleset
 from service.engine.casetests import REFERENCE_NOW, run_all
