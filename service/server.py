@@ -13,6 +13,7 @@ from service.cdshooks.services import load_services
 from service.config import Settings
 from service.engine import install_sighup, load_ruleset
 from service.logging_setup import configure_logging
+from service.store import Store
 
 
 class _Arbiter(Arbiter):
@@ -58,6 +59,9 @@ def run_gunicorn(*, host: str, port: int, workers: int, timeout: int) -> int:
     # Fail fast, before forking, with every located error of a bad hooks or rules file.
     load_services(settings.hooks_dir)
     load_ruleset(settings.rules_dir)
+    store = Store.from_settings(settings)
+    store.migrate()  # once, here: workers then find the schema current
+    store.close()
     _Gunicorn(
         {
             "bind": f"{host}:{port}",

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from service.cdshooks.errors import CdsError
+from service.cdshooks.request import MAX_DEPTH
+from service.security.json_limits import json_too_deep
 
 OUTCOMES = ("accepted", "overridden")
 
@@ -92,6 +94,8 @@ def parse_feedback(body: Any) -> list[dict[str, Any]]:
     """The validated feedback items; 400 naming the first bad member otherwise."""
     if not isinstance(body, dict):
         raise CdsError(400, "request body must be a JSON object", code="structure")
+    if json_too_deep(body, MAX_DEPTH):
+        raise CdsError(400, f"JSON nested deeper than {MAX_DEPTH} levels", code="structure")
     items = body.get("feedback")
     if not isinstance(items, list) or not items:
         raise CdsError(400, "`feedback` must be a non-empty array", field="feedback", code="required")

@@ -60,13 +60,15 @@ class HookRequest:
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """Decode a request body; 400 for anything that is not JSON or nests absurdly deep."""
+    """Decode a request body; 400 for anything that is not JSON.
+
+    orjson itself refuses nesting past 1024 levels; the parts the service walks or echoes
+    (``context``, feedback) get the stricter depth check where they are parsed.
+    """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise CdsError(400, f"request body is not valid JSON: {exc}", code="structure") from None
-    if json_too_deep(data, MAX_DEPTH):
-        raise CdsError(400, f"JSON nested deeper than {MAX_DEPTH} levels", code="structure")
     return data
 
 
@@ -167,6 +169,8 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
         raise CdsError(400, "`context` is required", field="context", code="required")
     if not isinstance(context, dict):
         raise CdsError(400, "`context` must be an object", field="context")
+    if json_too_deep(context, MAX_DEPTH):
+        raise CdsError(400, f"`context` nests deeper than {MAX_DEPTH} levels", field="context")
     _check_context(hook, context)
 
     fhir_server = body.get("fhirServer")
