@@ -8,11 +8,13 @@ that fails is dropped and logged rather than sent to an EHR.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from service.cdshooks.response import prune_empty
@@ -53,15 +55,30 @@ def warm_up() -> None:
 
 
 def _valid_service_request(resource: dict[str, Any]) -> bool:
+    """Validate against FHIR R4B; a shape seen before is answered from a bounded cache.
+
+    Suggestions repeat the same few order shapes, differing only in the patient reference
+    (already checked to be a valid id), so validation is paid once per shape, not per request.
+    """
+    shape = orjson.dumps({**resource, "subject": None}, option=orjson.OPT_SORT_KEYS)
+    valid, error = _validate_shape(shape)
+    if not valid:
+        log.error("dropping an invalid ServiceRequest suggestion (%s): %s",
+                  resource.get("code", {}).get("text"), error)
+    return valid
+
+
+@functools.lru_cache(maxsize=512)
+def _validate_shape(shape: bytes) -> tuple[bool, str]:
     from fhir.resources.R4B.servicerequest import ServiceRequest
 
+    resource = orjson.loads(shape)
+    resource["subject"] = {"reference": "Patient/shape-check"}
     try:
         ServiceRequest.model_validate(resource)
     except (ValidationError, ValueError) as exc:
-        log.error("dropping an invalid ServiceRequest suggestion (%s): %s",
-                  resource.get("code", {}).get("text"), exc)
-        return False
-    return True
+        return False, str(exc)
+    return True, ""
 
 
 def service_request(decision: Decision, planned: PlannedSuggestion,

@@ -47,14 +47,19 @@ def _origin(url: str) -> tuple[str, str]:
 def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(resources, outcomes) of a Bundle; search-mode ``outcome`` entries are not data."""
     resources, outcomes = [], []
-    for entry in bundle.get("entry") or ():
-        if not isinstance(entry, dict):
+    entries = bundle.get("entry")
+    if type(entries) is not list:
+        return resources, outcomes
+    for entry in entries:
+        if type(entry) is not dict:
             continue
         resource = entry.get("resource")
-        if not isinstance(resource, dict):
+        if type(resource) is not dict:
             continue
-        mode = (entry.get("search") or {}).get("mode") if isinstance(entry.get("search"), dict) else None
-        if mode == "outcome" or resource.get("resourceType") == "OperationOutcome":
+        search = entry.get("search")
+        if resource.get("resourceType") == "OperationOutcome" or (
+            type(search) is dict and search.get("mode") == "outcome"
+        ):
             outcomes.append(resource)
         else:
             resources.append(resource)

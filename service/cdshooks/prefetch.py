@@ -67,13 +67,13 @@ def _classify(value: Any) -> str:
     return "resource"
 
 
-def _merge(resources: Iterable[dict[str, Any]], into: dict[tuple[str, str], dict[str, Any]]) -> None:
+def _merge(resources: Iterable[dict[str, Any]], into: dict[Any, dict[str, Any]]) -> None:
     """De-duplicate by type and id: several keys (and pages) may return the same resource."""
     for resource in resources:
-        kind = resource.get("resourceType")
         ident = resource.get("id")
-        key = (str(kind), str(ident)) if ident is not None else (str(kind), f"#{len(into)}")
-        into.setdefault(key, resource)
+        key = (resource.get("resourceType"), ident) if ident is not None else id(resource)
+        if key not in into:
+            into[key] = resource
 
 
 DemoSource = Callable[[str], list[dict[str, Any]] | None]
@@ -90,7 +90,7 @@ def resolve_prefetch(
 ) -> ResolvedData:
     """Collect the resources of every prefetch key, fetching what the EHR did not send."""
     data = ResolvedData()
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    merged: dict[Any, dict[str, Any]] = {}
     supplied = request.prefetch or {}
     to_fetch: dict[str, str] = {}
     for key, template in service.prefetch.items():
@@ -139,7 +139,7 @@ def _fetch_missing(
     fhir: FhirClient | None,
     fhir_policy: FhirPolicy | None,
     data: ResolvedData,
-    merged: dict[tuple[str, str], dict[str, Any]],
+    merged: dict[Any, dict[str, Any]],
 ) -> None:
     keys = ", ".join(sorted(queries))
     if request.fhir_server is None or fhir is None:

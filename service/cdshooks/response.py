@@ -12,19 +12,31 @@ from typing import Any
 EXTENSION_KEY = "org.spinehip-cds"
 
 
+_CONTAINERS = (dict, list)
+_EMPTIABLE = (str, dict, list)
+
+
 def prune_empty(value: Any) -> Any:
-    """A copy of ``value`` without null or empty members, at any depth."""
-    if isinstance(value, dict):
+    """A copy of ``value`` without null or empty members, at any depth (``0`` and ``false`` stay)."""
+    kind = type(value)
+    if kind is dict:
         out = {}
         for key, item in value.items():
-            pruned = prune_empty(item)
-            if pruned is None or pruned == "" or pruned == [] or pruned == {}:
+            if type(item) in _CONTAINERS:
+                item = prune_empty(item)
+            if item is None or (not item and type(item) in _EMPTIABLE):
                 continue
-            out[key] = pruned
+            out[key] = item
         return out
-    if isinstance(value, list):
-        items = [prune_empty(v) for v in value]
-        return [v for v in items if not (v is None or v == "" or v == [] or v == {})]
+    if kind is list:
+        items = []
+        for item in value:
+            if type(item) in _CONTAINERS:
+                item = prune_empty(item)
+            if item is None or (not item and type(item) in _EMPTIABLE):
+                continue
+            items.append(item)
+        return items
     return value
 
 

@@ -110,26 +110,27 @@ def parse_instant(raw: Any) -> datetime | None:
 def _codings(concept: Any) -> list[Mapping[str, Any]]:
     if concept is None:
         return []
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         raise UnreadableResource("a CodeableConcept must be an object")
     codings = concept.get("coding") or []
     if not isinstance(codings, list):
         raise UnreadableResource("`coding` must be a list")
-    return [c for c in codings if isinstance(c, Mapping)]
+    return [c for c in codings if isinstance(c, dict)]
 
 
 def _keys(concepts: Iterable[Any]) -> tuple[CodeKey, ...]:
     out = []
     for concept in concepts:
         for c in _codings(concept):
-            if isinstance(c.get("system"), str) and isinstance(c.get("code"), str):
-                out.append((c["system"], c["code"]))
+            system, code = c.get("system"), c.get("code")
+            if type(system) is str and type(code) is str:
+                out.append((system, code))
     return tuple(out)
 
 
 def _display(concepts: Iterable[Any], ruleset: RuleSet) -> str:
     for concept in concepts:
-        if isinstance(concept, Mapping) and isinstance(concept.get("text"), str):
+        if isinstance(concept, dict) and isinstance(concept.get("text"), str):
             return concept["text"]
         for c in _codings(concept):
             if isinstance(c.get("display"), str):
@@ -152,7 +153,7 @@ def _code_concepts(resource: Mapping[str, Any]) -> list[Any]:
 def _first_date(resource: Mapping[str, Any], *names: str) -> datetime | None:
     for name in names:
         value = resource.get(name)
-        if isinstance(value, Mapping):  # Period
+        if isinstance(value, dict):  # Period
             value = value.get("start") or value.get("end")
         if value is not None:
             return parse_instant(value)
@@ -190,7 +191,7 @@ def _observation_presence(resource: Mapping[str, Any]) -> bool:
     if ABSENT in value_codes:
         return False
     interpretations = resource.get("interpretation") or []
-    if isinstance(interpretations, Mapping):
+    if isinstance(interpretations, dict):
         interpretations = [interpretations]
     return (OBSERVATION_INTERPRETATION, "NEG") not in set(_keys(interpretations))
 
@@ -204,7 +205,7 @@ def _quantity(resource: Mapping[str, Any]) -> tuple[float | None, str | None]:
     quantity = resource.get("valueQuantity")
     if quantity is None:
         return None, None
-    if not isinstance(quantity, Mapping):
+    if not isinstance(quantity, dict):
         raise UnreadableResource("valueQuantity must be an object")
     value = quantity.get("value")
     if value is None:
@@ -217,10 +218,10 @@ def _quantity(resource: Mapping[str, Any]) -> tuple[float | None, str | None]:
 
 def _references(resource: Mapping[str, Any], name: str) -> frozenset[str]:
     refs = resource.get(name) or []
-    if isinstance(refs, Mapping):
+    if isinstance(refs, dict):
         refs = [refs]
     return frozenset(r["reference"] for r in refs
-                     if isinstance(r, Mapping) and isinstance(r.get("reference"), str))
+                     if isinstance(r, dict) and isinstance(r.get("reference"), str))
 
 
 def _fact(resource: Mapping[str, Any], keys: tuple[CodeKey, ...], ruleset: RuleSet,
@@ -281,15 +282,15 @@ FACT_TYPES = frozenset({"Observation", "Condition", "Procedure", "DiagnosticRepo
 
 def draft_resources(draft_orders: Any) -> list[Mapping[str, Any]]:
     """Resources of ``context.draftOrders``: a Bundle, its entries, or bare resources."""
-    if isinstance(draft_orders, Mapping):
+    if isinstance(draft_orders, dict):
         draft_orders = draft_orders.get("entry") or []
     if not isinstance(draft_orders, Sequence) or isinstance(draft_orders, str):
         return []
     out = []
     for item in draft_orders:
-        if isinstance(item, Mapping) and isinstance(item.get("resource"), Mapping):
+        if isinstance(item, dict) and isinstance(item.get("resource"), Mapping):
             item = item["resource"]
-        if isinstance(item, Mapping) and isinstance(item.get("resourceType"), str):
+        if isinstance(item, dict) and isinstance(item.get("resourceType"), str):
             out.append(item)
     return out
 
@@ -313,20 +314,41 @@ def normalise(
     return base
 
 
+def _surely_uncoded(resource: dict[str, Any], index: Mapping[CodeKey, Any]) -> bool:
+    """Fast path for most of a record: a well-formed ``code`` none of whose codings a rule uses.
+
+    Anything unusual (ImagingStudy, a malformed code) returns False and takes the full path,
+    which reports it.
+    """
+    concept = resource.get("code")
+    if type(concept) is not dict:
+        return False
+    codings = concept.get("coding")
+    if type(codings) is not list:
+        return False
+    for coding in codings:
+        if type(coding) is not dict or (coding.get("system"), coding.get("code")) in index:
+            return False
+    return True
+
+
+def _ref(resource: Mapping[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+
+
 def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool) -> None:
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, dict):
         base.skipped.append({"ref": "?", "reason": "not a JSON object"})
         return
     rtype = resource.get("resourceType")
-    ref = f"{rtype}/{resource.get('id', '?')}"
     try:
         if rtype == "Patient":
             if base.patient_ref is None:
-                base.patient_ref = ref
+                base.patient_ref = _ref(resource)
                 born = parse_instant(resource.get("birthDate"))
                 base.birth_date = born.date() if born else None
             return
-        if rtype not in FACT_TYPES:
+        if rtype not in FACT_TYPES or _surely_uncoded(resource, ruleset.code_index):
             base.not_coded_for_rules += 1
             return
         keys = _keys(_code_concepts(resource))
@@ -335,13 +357,13 @@ def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool) -> None:
             return
         fact = _fact(resource, keys, ruleset, draft)
     except UnreadableResource as exc:
-        base.skipped.append({"ref": ref, "reason": str(exc)})
+        base.skipped.append({"ref": _ref(resource), "reason": str(exc)})
         return
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        base.skipped.append({"ref": ref, "reason": f"unreadable: {exc}"})
+        base.skipped.append({"ref": _ref(resource), "reason": f"unreadable: {exc}"})
         return
     if isinstance(fact, str):
-        base.ignored.append({"ref": ref, "reason": fact})
+        base.ignored.append({"ref": _ref(resource), "reason": fact})
         return
     base.facts.append(fact)
     for key in keys:
