@@ -8,6 +8,7 @@ with its full prefetch, with none, and with part of it, ``fhirServer`` pointing 
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -76,7 +77,8 @@ def _small_page_hooks(target: Path) -> Path:
         data = yaml.load(source)
         for key, template in data.get("prefetch", {}).items():
             if "?" in template:
-                data["prefetch"][key] = f"{template}&_count={SMALL_PAGE}"
+                base = re.sub(r"&_count=\d+", "", template)
+                data["prefetch"][key] = f"{base}&_count={SMALL_PAGE}"
         with (target / source.name).open("w") as out:
             yaml.dump(data, out)
     return target

@@ -228,7 +228,7 @@ def test_PRE_09_FHIR_02_missing_key_is_fetched_with_bearer_token(client, patient
     fhir_mock.get(
         f"{FHIR}/Observation",
         json=searchset(obs),
-        match=[responses.matchers.query_param_matcher({"patient": "proto-1"})],
+        match=[responses.matchers.query_param_matcher({"patient": "proto-1", "_count": "200"})],
     )
     response = post(client, PV, with_fallback(patient_view, "observations"))
     assert response.status_code == 200, response.get_json()
@@ -268,7 +268,7 @@ def test_FHIR_08_paged_bundle_next_links_are_followed(client, patient_view, fhir
     fhir_mock.get(
         f"{FHIR}/Condition",
         json=searchset(next_url=page2),
-        match=[responses.matchers.query_param_matcher({"patient": "proto-1"})],
+        match=[responses.matchers.query_param_matcher({"patient": "proto-1", "_count": "100"})],
     )
     fhir_mock.get(
         page2,
