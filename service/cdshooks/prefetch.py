@@ -70,8 +70,9 @@ def _classify(value: Any) -> str:
 def _merge(resources: Iterable[dict[str, Any]], into: dict[Any, dict[str, Any]]) -> None:
     """De-duplicate by type and id: several keys (and pages) may return the same resource."""
     for resource in resources:
-        ident = resource.get("id")
-        key = (resource.get("resourceType"), ident) if ident is not None else id(resource)
+        kind, ident = resource.get("resourceType"), resource.get("id")
+        # Only well-formed type/id pairs de-duplicate; anything else is kept as it is, once.
+        key = (kind, ident) if type(kind) is str and type(ident) is str else id(resource)
         if key not in into:
             into[key] = resource
 

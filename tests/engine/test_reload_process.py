@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
+import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from service import fixtures
 from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT
 from tests.engine.conftest import edit
-from tests.process.conftest import SPINEHIP, free_port, wait_ready
+from tests.support.processes import running, spinehip_env, start_spinehip
 
 TOKEN = "reload-test-admin-token"
 REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
@@ -26,24 +26,10 @@ REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
 def served_rules(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    env = {**os.environ, "SPINEHIP_MODE": "development", "SPINEHIP_RULES_DIR": str(rules),
-           "SPINEHIP_ADMIN_TOKEN": TOKEN, "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
-    env.pop("SPINEHIP_TRUSTED_CLIENTS", None)
-    port = free_port()
-    process = subprocess.Popen(
-        [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
-        yield url, rules
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    env = spinehip_env(SPINEHIP_MODE="development", SPINEHIP_RULES_DIR=str(rules),
+                       SPINEHIP_ADMIN_TOKEN=TOKEN, DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}")
+    with running(start_spinehip(env, tmp_path)) as served:
+        yield served.base_url, rules
 
 
 def _version_served(url: str) -> str:
@@ -88,24 +74,10 @@ def test_reload_needs_the_admin_token(served_rules):
 
 def test_sighup_reloads_every_worker_and_a_bad_set_keeps_the_old_one(tmp_path):
     """SIGHUP to the gunicorn master reaches the rule registry of each of several workers."""
-    import signal
-    import time
-
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    env = {**os.environ, "SPINEHIP_MODE": "development", "SPINEHIP_RULES_DIR": str(rules),
-           "SPINEHIP_RULES_WATCH": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
-    env.pop("SPINEHIP_TRUSTED_CLIENTS", None)
-    port = free_port()
-    process = subprocess.Popen(
-        [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def versions_served() -> set[str]:
-        # fresh connections, so both workers are asked
-        return {_version_served(url) for _ in range(12)}
+    env = spinehip_env(SPINEHIP_MODE="development", SPINEHIP_RULES_DIR=str(rules),
+                       SPINEHIP_RULES_WATCH="0", DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}")
 
     def wait_for(predicate) -> None:
         deadline = time.monotonic() + 15
@@ -113,23 +85,22 @@ def test_sighup_reloads_every_worker_and_a_bad_set_keeps_the_old_one(tmp_path):
             assert time.monotonic() < deadline, "reload did not take effect"
             time.sleep(0.3)
 
-    try:
-        wait_ready(url, process)
+    with running(start_spinehip(env, tmp_path, workers=2)) as served:
+        url = served.base_url
+
+        def versions_served() -> set[str]:
+            # fresh connections, so both workers are asked
+            return {_version_served(url) for _ in range(12)}
+
         before = versions_served()
         assert len(before) == 1
 
         edit(rules / "ruleset.yaml", "version: 2026.11.0", "verson: 2026.11.0")
-        process.send_signal(signal.SIGHUP)
+        served.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "lastError" in requests.get(f"{url}/readyz", timeout=5).json()["rules"])
         assert versions_served() == before
-        assert process.poll() is None
+        assert served.process.poll() is None
 
         edit(rules / "ruleset.yaml", "verson: 2026.11.0", "version: 2026.11.7")
-        process.send_signal(signal.SIGHUP)
+        served.process.send_signal(signal.SIGHUP)
         wait_for(lambda: all(v.startswith("2026.11.7+") for v in versions_served()))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()

@@ -12,13 +12,11 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from tests.support.processes import RunningServer, ServerUnavailable, free_port, start
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / "scripts" / "fhir-server-venv.sh"
@@ -69,26 +67,11 @@ def ensure_installed(venv: Path) -> Path:
     return executable
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LocalFhirServer:
+@dataclass(frozen=True)
+class LocalFhirServer(RunningServer):
     """A running server: where it listens, the token it accepts, and how to stop it."""
 
-    base_url: str
-    token: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    token: str = ""
 
     def suspend(self) -> None:
         """Freeze the process: connections are accepted by the kernel and never answered."""
@@ -98,15 +81,9 @@ class LocalFhirServer:
         self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.resume()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            self.resume()
+        super().stop()
 
 
 def _settings(workdir: Path, port: int, token: str) -> dict[str, object]:
@@ -121,26 +98,6 @@ def _settings(workdir: Path, port: int, token: str) -> dict[str, object]:
     }
 
 
-def _wait_until_ready(server: LocalFhirServer, timeout_s: float) -> None:
-    """Poll ``/metadata`` (open without a token) until the server answers 200."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise FhirServerUnavailable(
-                f"the FHIR server exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        try:
-            if requests.get(f"{server.base_url}/metadata", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise FhirServerUnavailable(
-        f"the FHIR server did not answer within {timeout_s:g} s:\n{server.log_tail()}"
-    )
-
-
 def start_server(
     executable: Path, workdir: Path, *, startup_timeout_s: float = STARTUP_TIMEOUT_S
 ) -> LocalFhirServer:
@@ -150,18 +107,14 @@ def start_server(
     token = secrets.token_urlsafe(24)
     config = workdir / "settings.yaml"
     config.write_text(json.dumps(_settings(workdir, port, token)))  # JSON is YAML
-    log_path = workdir / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}
     env["SEKMET_CONFIG"] = str(config)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(executable), "serve", "--config", str(config)],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = LocalFhirServer(f"http://127.0.0.1:{port}/fhir", token, process, log_path)
-    _wait_until_ready(server, startup_timeout_s)
+    started = start("server", [str(executable), "serve", "--config", str(config)], env, workdir,
+                    f"http://127.0.0.1:{port}/fhir", cwd=workdir)
+    server = LocalFhirServer(started.name, started.base_url, started.process, started.log_path, token)
+    try:
+        server.wait_until_answering("/metadata", startup_timeout_s)  # open without a token
+    except ServerUnavailable as exc:
+        server.stop()
+        raise FhirServerUnavailable(f"the FHIR server did not start: {exc}") from None
     return server

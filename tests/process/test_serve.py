@@ -11,7 +11,7 @@ import requests
 
 from service import fixtures
 from service.config import PROJECT_ROOT
-from tests.process.conftest import SPINEHIP
+from tests.support.processes import SPINEHIP
 
 REQUESTS = sorted((PROJECT_ROOT / "fixtures" / "requests").glob("*.json"))
 

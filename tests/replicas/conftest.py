@@ -8,8 +8,6 @@ Each replica is told its own public base URL, so a token names the replica it wa
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,7 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from service.config import PROJECT_ROOT
-from tests.process.conftest import SPINEHIP, free_port, wait_ready
 from tests.security.conftest import (
     EC_KID,
     ISSUER,
@@ -34,7 +28,8 @@ from tests.security.conftest import (
     standard_claims,
     write_yaml,
 )
-from tests.store.conftest import pg_server_url
+from tests.store.conftest import fresh_pg_database
+from tests.support.processes import RunningServer, free_port, start_spinehip
 
 #: An override reason the rules offer on their cards, configured here to silence a rule for 30 days.
 SNOOZE_REASON = "already-ordered"
@@ -60,17 +55,8 @@ class Replica:
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """An empty database of its own, so both replicas migrate it together at start-up."""
-    server = make_url(pg_server_url())
-    name = f"replicas_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database("replicas") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +111,16 @@ def replicas(
 ) -> Iterator[tuple[Replica, Replica]]:
     """Replicas A and B, started together on the same (empty) database."""
     logs = tmp_path_factory.mktemp("replica-logs")
-    started: list[tuple[Replica, subprocess.Popen]] = []
+    servers: list[RunningServer] = []
     try:
         for name in ("a", "b"):
             port = free_port()
-            replica = Replica(url=f"http://127.0.0.1:{port}", log=logs / f"{name}.log")
-            with replica.log.open("wb") as log:
-                process = subprocess.Popen(
-                    [str(SPINEHIP), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                    cwd=PROJECT_ROOT,
-                    env={**service_env, "SPINEHIP_PUBLIC_BASE_URL": replica.url},
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                )
-            started.append((replica, process))
-        for replica, process in started:
-            try:
-                wait_ready(replica.url, process)
-            except RuntimeError as exc:
-                raise RuntimeError(f"{exc}; its log:\n{replica.log.read_text()[-4000:]}") from None
-        yield started[0][0], started[1][0]
+            env = {**service_env, "SPINEHIP_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+            servers.append(start_spinehip(env, logs, name=name, port=port))
+        for server in servers:
+            server.wait_until_answering()
+        a, b = (Replica(url=s.base_url, log=s.log_path) for s in servers)
+        yield a, b
     finally:
-        for _, process in started:
-            process.terminate()
-        for _, process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for server in servers:
+            server.stop()

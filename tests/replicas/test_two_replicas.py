@@ -13,7 +13,7 @@ import pytest
 
 from service import fixtures
 from service.config import PROJECT_ROOT
-from tests.process.conftest import SPINEHIP
+from tests.support.processes import SPINEHIP
 
 from .conftest import SNOOZE_REASON, Replica, Signer
 

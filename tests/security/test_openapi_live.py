@@ -7,9 +7,6 @@ Each generated request carries a freshly signed JWT for the exact URL it calls.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.process.conftest import free_port, wait_ready
+from tests.support.processes import free_port, running, spinehip_env, start_spinehip
 
 from .conftest import EC_KID, ISSUER, JwksServer, load_fixture, public_jwk, write_yaml
 
@@ -64,25 +61,13 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
                        {"clients": [{"iss": ISSUER, "jku": jwks.url, "fhir_servers": []}]})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SPINEHIP_MODE": "production", "SPINEHIP_TRUSTED_CLIENTS": str(trust),
-           "SPINEHIP_PUBLIC_BASE_URL": url, "DATABASE_URL": f"sqlite:///{tmp / 'store.db'}",
-           "SPINEHIP_DEMO_PATIENTS": "0", "SPINEHIP_AUDIT_SECRET": "live-test-audit-secret"}
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT,
-        )
+    env = spinehip_env(SPINEHIP_MODE="production", SPINEHIP_TRUSTED_CLIENTS=str(trust),
+                       SPINEHIP_PUBLIC_BASE_URL=url, DATABASE_URL=f"sqlite:///{tmp / 'store.db'}",
+                       SPINEHIP_DEMO_PATIENTS="0", SPINEHIP_AUDIT_SECRET="live-test-audit-secret")
     try:
-        try:
-            wait_ready(url, proc)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}: {log.read_text()[-2000:]}")
-        yield LiveServer(url, log, key)
+        with running(start_spinehip(env, tmp, port=port, name="server")) as served:
+            yield LiveServer(url, served.log_path, key)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         jwks.close()
 
 

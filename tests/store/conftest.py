@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ def pg_server_url() -> str:
     pytest.skip(f"{PG_URL_ENV} not set (`make test` starts PostgreSQL and sets it)")
 
 
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
+@contextmanager
+def fresh_pg_database(prefix: str = "test") -> Iterator[str]:
     """A new, empty database on the test server, dropped afterwards."""
     server = make_url(pg_server_url())
-    name = f"test_{uuid.uuid4().hex[:16]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -47,6 +48,12 @@ def pg_database_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
