@@ -103,7 +103,9 @@ class Settings:
             demo_patients=env.get("SPINEHIP_DEMO_PATIENTS", "1" if mode == "development" else "0")
             in ("1", "true", "yes"),
             max_body_bytes=int(number("SPINEHIP_MAX_BODY_BYTES", defaults.max_body_bytes, int)),
-            rules_watch_s=float(env.get("SPINEHIP_RULES_WATCH", defaults.rules_watch_s)),
+            rules_watch_s=0.0
+            if env.get("SPINEHIP_RULES_WATCH", "").strip() in ("0", "0.0")
+            else number("SPINEHIP_RULES_WATCH", defaults.rules_watch_s),
             fhir_timeout_s=number("SPINEHIP_FHIR_TIMEOUT", defaults.fhir_timeout_s),
             fhir_deadline_s=number("SPINEHIP_FHIR_DEADLINE", defaults.fhir_deadline_s),
             fhir_page_cap=int(number("SPINEHIP_FHIR_PAGE_CAP", defaults.fhir_page_cap, int)),

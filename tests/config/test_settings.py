@@ -1,0 +1,52 @@
+"""Configuration from the environment: defaults that run, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import Settings
+
+
+def test_empty_environment_gives_the_embedded_development_defaults():
+    settings = Settings.from_env({})
+    assert settings.mode == "development" and not settings.production
+    assert settings.demo_patients
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_url.endswith("var/spinehip.db")
+    assert settings.max_body_bytes == 5 * 1024 * 1024
+    assert settings.cors_origins == ("*",)
+
+
+def test_production_turns_demo_patients_off_and_needs_an_audit_secret():
+    with pytest.raises(ValueError, match="SPINEHIP_AUDIT_SECRET"):
+        Settings.from_env({"SPINEHIP_MODE": "production"})
+    settings = Settings.from_env({"SPINEHIP_MODE": "production", "SPINEHIP_AUDIT_SECRET": "k"})
+    assert settings.production and not settings.demo_patients
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SPINEHIP_MODE", "staging"),
+        ("SPINEHIP_MAX_BODY_BYTES", "lots"),
+        ("SPINEHIP_FHIR_TIMEOUT", "-1"),
+        ("SPINEHIP_RULES_WATCH", "often"),
+        ("SPINEHIP_AUDIT_PATIENT_ID", "encrypt"),
+    ],
+)
+def test_invalid_value_is_refused_naming_the_variable(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_values_are_read_and_normalised():
+    settings = Settings.from_env({
+        "SPINEHIP_PUBLIC_BASE_URL": "https://cds.example.org/",
+        "SPINEHIP_CORS_ORIGINS": "https://a.example.org, https://b.example.org",
+        "SPINEHIP_RULES_WATCH": "0",
+        "SPINEHIP_FHIR_DEADLINE": "2.5",
+    })
+    assert settings.public_base_url == "https://cds.example.org"
+    assert settings.cors_origins == ("https://a.example.org", "https://b.example.org")
+    assert settings.rules_watch_s == 0
+    assert settings.fhir_deadline_s == 2.5
