@@ -447,7 +447,8 @@ def evaluate(
         if spec.hooks is not None and hook not in spec.hooks:
             entry["status"] = "not evaluated for this hook"
             continue
-        if age is not None and age < elig.min_age_years:
+        if age is not None and age < elig.min_age_years and not spec.red_flag:
+            # Pattern rules are for adults; an emergency sign is acted on at any age.
             entry["status"] = f"patient younger than {elig.min_age_years}"
             continue
         if age is None and elig.unknown_age == "red-flags-only" and not spec.red_flag:
