@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, inspect, select, text
+from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -148,36 +148,46 @@ class Store:
         return self.policy.patient_key(patient_id)
 
     def record_invocation(self, record: InvocationRecord) -> None:
-        """Audit one call and every decision in it, returned or shadow."""
-        with self._sessions.begin() as session:
-            invocation = Invocation(
-                at=record.at or datetime.now(UTC),
-                service_id=record.service_id,
-                hook=record.hook,
-                hook_instance=record.hook_instance,
-                ruleset_version=record.ruleset_version,
-                evaluation_ms=record.evaluation_ms,
-                patient_id=self.policy.stored_patient_id(record.patient_id),
-                patient_key=self.policy.patient_key(record.patient_id),
-                user_id=record.user_id,
-                tenant=record.tenant,
-            )
-            session.add(invocation)
-            session.flush()
-            session.add_all(
-                Decision(
-                    invocation_id=invocation.id,
-                    rule_id=decision.rule_id,
-                    indicator=decision.indicator,
-                    mode=decision.mode,
-                    card_uuid=decision.card_uuid,
-                    suggestion_uuids=list(decision.suggestion_uuids),
-                    summary=decision.summary,
-                    evidence=list(decision.evidence),
-                    sources=list(decision.sources),
+        """Audit one call and every decision in it, returned or shadow.
+
+        Runs on every hook call, so it is two Core statements in one transaction, not ORM units of
+        work.
+        """
+        invocations, decisions = Invocation.__table__, Decision.__table__
+        with self.engine.begin() as connection:
+            invocation_id = connection.execute(
+                insert(invocations).returning(invocations.c.id),
+                {
+                    "at": record.at or datetime.now(UTC),
+                    "service_id": record.service_id,
+                    "hook": record.hook,
+                    "hook_instance": record.hook_instance,
+                    "ruleset_version": record.ruleset_version,
+                    "evaluation_ms": record.evaluation_ms,
+                    "patient_id": self.policy.stored_patient_id(record.patient_id),
+                    "patient_key": self.policy.patient_key(record.patient_id),
+                    "user_id": record.user_id,
+                    "tenant": record.tenant,
+                },
+            ).scalar_one()
+            if record.decisions:
+                connection.execute(
+                    insert(decisions),
+                    [
+                        {
+                            "invocation_id": invocation_id,
+                            "rule_id": decision.rule_id,
+                            "indicator": decision.indicator,
+                            "mode": decision.mode,
+                            "card_uuid": decision.card_uuid,
+                            "suggestion_uuids": list(decision.suggestion_uuids),
+                            "summary": decision.summary,
+                            "evidence": list(decision.evidence),
+                            "sources": list(decision.sources),
+                        }
+                        for decision in record.decisions
+                    ],
                 )
-                for decision in record.decisions
-            )
 
     def record_feedback(
         self,
@@ -266,11 +276,11 @@ class Store:
         if patient_key is None:
             return set()
         now = now or datetime.now(UTC)
-        with self._sessions() as session:
-            rows = session.scalars(
+        with self.engine.connect() as connection:
+            rows = connection.execute(
                 select(Snooze.rule_id).where(Snooze.patient_key == patient_key, Snooze.until > now)
             )
-            return set(rows)
+            return set(rows.scalars())
 
     def remember_jti(self, jti: str, expires_at: datetime) -> bool:
         """Record a JWT id; False when any replica has already seen it (a replay).
