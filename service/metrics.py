@@ -10,6 +10,7 @@ worker.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -21,6 +22,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from service.store.audit import card_topic
 
 # Seconds; CDS Hooks calls are meant to answer well under a second, FHIR reads a little slower.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -84,6 +87,16 @@ def count_shadow_decision(rule_id: str) -> None:
 def observe_fhir_request(resource_type: str, seconds: float, *, error: bool) -> None:
     FHIR_REQUESTS.labels(resource=resource_type, outcome="error" if error else "ok").inc()
     FHIR_SECONDS.labels(resource=resource_type).observe(seconds)
+
+
+def observe_answer(service_id: str, cards: list[dict], evaluation: Any, seconds: float) -> None:
+    """Everything one hook answer contributes: evaluation time, cards per topic, shadow decisions."""
+    observe_rule_evaluation(service_id, seconds)
+    for card in cards:
+        count_card(card_topic(card) or "unknown")
+    for decision in evaluation.decisions:
+        if decision.mode == "shadow":
+            count_shadow_decision(decision.rule_id)
 
 
 def count_rule_reload(*, success: bool) -> None:

@@ -113,3 +113,36 @@ def audit_record(
         decisions=(*returned, *shadow),
         at=at,
     )
+
+
+def settle_answer(
+    store: Any,
+    *,
+    service_id: str,
+    hook: str,
+    hook_instance: str,
+    patient_id: str,
+    body: Mapping[str, Any],
+    evaluation: EngineEvaluation,
+    evaluation_ms: float,
+    unsnoozable: Iterable[str],
+    user_id: str | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """What the EHR receives: snoozed routine cards dropped, then everything audited."""
+    snoozed = store.snoozed_rules(store.patient_key(patient_id)) - set(unsnoozable)
+    settled = drop_snoozed_cards(body, snoozed)
+    store.record_invocation(
+        audit_record(
+            service_id=service_id,
+            hook=hook,
+            hook_instance=hook_instance,
+            patient_id=patient_id,
+            body=settled,
+            evaluation=evaluation,
+            evaluation_ms=evaluation_ms,
+            user_id=user_id,
+            tenant=tenant,
+        )
+    )
+    return settled

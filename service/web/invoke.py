@@ -13,7 +13,7 @@ from service.cdshooks.request import parse_hook_request
 from service.cdshooks.services import CdsService
 from service.pipeline import answer_hook
 from service.security.fhir_binding import fhir_server_refusal
-from service.store.audit import audit_record, card_topic, drop_snoozed_cards
+from service.store.audit import settle_answer
 from service.web.bodies import json_body
 from service.web.runtime import runtime
 
@@ -44,28 +44,20 @@ def invoke(service_id: str) -> Response:
         demo=rt.demo,
         fhir_policy=lambda url: fhir_server_refusal(url, client, rt.settings),
     )
-    store = rt.store
-    snoozed = store.snoozed_rules(store.patient_key(hook_request.patient_id))
-    body = drop_snoozed_cards(answer.body, snoozed - ruleset.red_flag_rules)
-    store.record_invocation(
-        audit_record(
-            service_id=service.id,
-            hook=hook_request.hook,
-            hook_instance=hook_request.hook_instance,
-            patient_id=hook_request.patient_id,
-            body=body,
-            evaluation=answer.evaluation,
-            evaluation_ms=answer.evaluation_ms,
-            user_id=hook_request.user_id,
-            tenant=getattr(client, "tenant", None),
-        )
+    body = settle_answer(
+        rt.store,
+        service_id=service.id,
+        hook=hook_request.hook,
+        hook_instance=hook_request.hook_instance,
+        patient_id=hook_request.patient_id,
+        body=answer.body,
+        evaluation=answer.evaluation,
+        evaluation_ms=answer.evaluation_ms,
+        unsnoozable=ruleset.red_flag_rules,
+        user_id=hook_request.user_id,
+        tenant=getattr(client, "tenant", None),
     )
-    metrics.observe_rule_evaluation(service.id, answer.evaluation_ms / 1000)
-    for card in body["cards"]:
-        metrics.count_card(card_topic(card) or "unknown")
-    for decision in answer.evaluation.decisions:
-        if decision.mode == "shadow":
-            metrics.count_shadow_decision(decision.rule_id)
+    metrics.observe_answer(service.id, body["cards"], answer.evaluation, answer.evaluation_ms / 1000)
     log.info(
         "hook %s instance=%s cards=%d fetched=%s eval_ms=%.2f",
         service.id,
