@@ -62,9 +62,11 @@ def init_app(app: flask.Flask, settings: Settings, replay: ReplayCache | None = 
             "" if verifier else " and not checked (no SPINEHIP_TRUSTED_CLIENTS file)",
         )
     elif not settings.public_base_url:
-        log.warning(
-            "SPINEHIP_PUBLIC_BASE_URL is not set: JWT aud is checked against the Host the request "
-            "names; set it to the public URL of the service"
+        # aud checked against the request's own Host header would accept a token minted for
+        # another service, replayed here with that service's Host.
+        raise ValueError(
+            "SPINEHIP_MODE=production requires SPINEHIP_PUBLIC_BASE_URL (the URL EHRs call; JWT aud "
+            "is checked against it)"
         )
     gate = RequestGate(settings, verifier)
     app.extensions[EXTENSION_KEY] = gate

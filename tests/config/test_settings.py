@@ -50,3 +50,4 @@ def test_values_are_read_and_normalised():
     assert settings.cors_origins == ("https://a.example.org", "https://b.example.org")
     assert settings.rules_watch_s == 0
     assert settings.fhir_deadline_s == 2.5
+

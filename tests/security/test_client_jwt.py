@@ -224,12 +224,19 @@ def test_401_still_carries_cors_headers(client) -> None:
     assert "Access-Control-Allow-Origin" in response.headers
 
 
-def test_aud_is_the_request_url_without_a_public_base(production_settings, make_token) -> None:
-    settings = Settings(**{**production_settings.__dict__, "public_base_url": None})
+def test_aud_is_the_request_url_without_a_public_base_in_development(production_settings, make_token) -> None:
+    settings = Settings(**{**production_settings.__dict__, "public_base_url": None, "mode": "development"})
     client = create_app(settings).test_client()
     own = make_token(claims={"aud": "http://localhost/cds-services"})
     assert discovery_status(client, bearer(own)) == 200
     assert_bare_401(client.get("/cds-services", headers=bearer(make_token())))
+
+
+def test_production_without_public_base_url_refuses_to_start(production_settings) -> None:
+    """Otherwise aud would be checked against the Host header the caller chose."""
+    settings = Settings(**{**production_settings.__dict__, "public_base_url": None})
+    with pytest.raises(ValueError, match="SPINEHIP_PUBLIC_BASE_URL"):
+        create_app(settings)
 
 
 def test_production_without_trust_file_refuses_to_start(production_settings) -> None:
