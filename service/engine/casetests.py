@@ -6,7 +6,7 @@ a case means the same thing on every day it runs; ``at:`` then moves the evaluat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,10 +97,6 @@ def _why(ev: Evaluation, rule_id: str) -> str:
     if entry.get("suppressedBy"):
         return f"suppressed by {entry['suppressedBy']}"
     return entry.get("status", "did not fire")
-
-
-def iter_cases(ruleset: RuleSet) -> Iterator[tuple[CompiledRule, int, Case]]:
-    yield from ruleset.cases
 
 
 def run_all(ruleset: RuleSet, base_now: datetime = REFERENCE_NOW) -> list[CaseResult]:

@@ -24,7 +24,6 @@ from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le, "eq": operator.eq,
 }
-OPERATOR_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "="}
 COMPARE_KINDS = ("score", "duration", "relief", "count")
 
 
@@ -55,9 +54,6 @@ class Compare:
     name: str
     op: str
     value: Any
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.name} {OPERATOR_SYMBOLS[self.op]} {self.value}"
 
 
 @dataclass(frozen=True)

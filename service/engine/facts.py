@@ -18,7 +18,6 @@ from service.engine.codes import OBSERVATION_INTERPRETATION, SNOMED
 from service.engine.ruleset import CodeKey, RuleSet
 
 ABSENT = (SNOMED, "2667000")
-PRESENT = (SNOMED, "52101004")
 
 OBSERVATION_IGNORED = frozenset({"entered-in-error", "cancelled", "unknown"})
 OBSERVATION_TENTATIVE = frozenset({"preliminary", "registered"})

@@ -13,9 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-RESOURCE_TYPES = (
-    "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
-)
 HOOKS = ("patient-view", "encounter-start", "order-select", "order-sign")
 ResourceType = Literal[
     "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",

@@ -297,7 +297,8 @@ class _Loader:
                         did_you_mean(f, names) or f"known: {', '.join(sorted(names))}",
                     ))
             if key == "summary":
-                width = len(string.Formatter().format(text, **dict.fromkeys(fields, "x" * 6))) \
+                filler = dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)
+                width = len(string.Formatter().format(text, **filler)) \
                     if all(f in names for f in fields) else len(text)
                 if width > SUMMARY_LIMIT:
                     self.errors.append(entry.doc.error(

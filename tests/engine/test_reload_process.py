@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -104,3 +105,30 @@ def test_sighup_reloads_every_worker_and_a_bad_set_keeps_the_old_one(tmp_path):
         edit(rules / "ruleset.yaml", "verson: 2026.11.0", "version: 2026.11.7")
         served.process.send_signal(signal.SIGHUP)
         wait_for(lambda: all(v.startswith("2026.11.7+") for v in versions_served()))
+
+
+def _workers(master_pid: int) -> set[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_a_worker_replaced_while_the_files_are_bad_boots_on_the_last_good_rules(tmp_path):
+    """A crashed worker is replaced from the master's valid rule set; the server stays up."""
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    env = spinehip_env(SPINEHIP_MODE="development", SPINEHIP_RULES_DIR=str(rules),
+                       SPINEHIP_RULES_WATCH="0", DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}")
+    with running(start_spinehip(env, tmp_path)) as served:
+        before = _version_served(served.base_url)
+        edit(rules / "ruleset.yaml", "version: 2026.11.0", "verson: 2026.11.0")
+        (worker,) = _workers(served.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (_workers(served.process.pid) - {worker}):
+            assert time.monotonic() < deadline, "no replacement worker"
+            time.sleep(0.2)
+        served.wait_until_answering()
+        assert _version_served(served.base_url) == before
+        assert served.process.poll() is None
+        status = requests.get(f"{served.base_url}/readyz", timeout=5).json()["rules"]
+        assert "lastError" in status  # the replacement saw the bad files and said so
