@@ -163,10 +163,24 @@ class _Loader:
             self.errors.extend(pydantic_errors(doc, exc, loc, model=model))
             return None
 
+    @staticmethod
+    def _salvage(data: Any) -> m.RuleFile | None:
+        """The file without its unknown top-level keys, so one typo there (already reported)
+        does not hide the file's definitions and cascade into "unknown ..." errors elsewhere."""
+        if not isinstance(data, dict):
+            return None
+        known = {k: v for k, v in data.items() if k in m.RuleFile.model_fields}
+        try:
+            return m.RuleFile.model_validate(known)
+        except ValidationError:
+            return None
+
     def _take(self, doc: YamlDocument) -> None:
         if doc.data is None:
             return
         top = self._validate(doc, m.RuleFile, doc.data, ())
+        if top is None:
+            top = self._salvage(doc.data)
         if top is None:
             return
         for key in m.HEADER_KEYS:
@@ -350,9 +364,10 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
     valuesets, displays = loader.valuesets()
     orders = loader.orders()
     header = {k: e.value for k, e in loader.header.items()}
+    main_file = loader.header["ruleset"].doc.path if "ruleset" in loader.header else None
     for key in ("ruleset", "version"):
         if key not in header and loader.files:
-            errors.append(ConfigError(loader.files[0], 1, 1, key,
+            errors.append(ConfigError(main_file or loader.files[0], 1, 1, key,
                                       f"no file sets `{key}`", "add it to the main rule file"))
 
     # findings

@@ -27,6 +27,14 @@ def test_typo_in_key_names_file_line_and_suggests_the_right_key(rules_copy):
     assert "did you mean `suppresses`" in error.hint
 
 
+def test_typo_in_the_main_file_does_not_cascade_into_errors_elsewhere(rules_copy):
+    main = rules_copy / "ruleset.yaml"
+    edit(main, "version: 2026.11.0", "verson: 2026.11.0")
+    errors = _errors(rules_copy)
+    assert [(e.file, e.key) for e in errors] == [(str(main), "verson"), (str(main), "version")]
+    assert "did you mean `version`" in errors[0].hint
+
+
 def test_bad_snomed_check_digit_is_located(rules_copy):
     path = rules_copy / "valuesets" / "red-flags.yaml"
     edit(path, '"267064002": Retention of urine', '"267064003": Retention of urine')
