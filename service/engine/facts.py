@@ -160,6 +160,8 @@ def _first_date(resource: Mapping[str, Any], *names: str) -> datetime | None:
 
 
 def _status_code(concept: Any) -> str | None:
+    if isinstance(concept, str):  # STU3 and DSTU2 carry the status as a bare code
+        return concept
     for c in _codings(concept):
         if isinstance(c.get("code"), str):
             return c["code"]
