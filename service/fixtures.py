@@ -408,7 +408,7 @@ def load_cases(fixtures_dir: str | Path) -> list[FixtureCase]:
 # --------------------------------------------------------------------------- demo patients
 
 
-def _patient_files(fixtures_dir: str | Path) -> dict[str, Path]:
+def demo_patient_files(fixtures_dir: str | Path) -> dict[str, Path]:
     """Patient id -> Bundle file, for every fixture under ``fixtures_dir/patients``."""
     out: dict[str, Path] = {}
     for file in sorted(Path(fixtures_dir, "patients").glob("*.json")):
@@ -420,14 +420,14 @@ def _patient_files(fixtures_dir: str | Path) -> dict[str, Path]:
 
 def demo_patient_ids(fixtures_dir: str | Path) -> list[str]:
     """Ids of the Patients the development server can serve as demo patients."""
-    return sorted(_patient_files(fixtures_dir))
+    return sorted(demo_patient_files(fixtures_dir))
 
 
 def demo_resources(
     fixtures_dir: str | Path, patient_id: str, now: datetime
 ) -> list[dict[str, Any]] | None:
     """The demo patient's resources with dates relative to ``now``, or None for an unknown id."""
-    file = _patient_files(fixtures_dir).get(patient_id)
+    file = demo_patient_files(fixtures_dir).get(patient_id)
     if file is None:
         return None
     return bundle_resources(load_bundle(file, now))
