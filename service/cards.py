@@ -11,7 +11,7 @@ import copy
 import functools
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -210,20 +210,11 @@ def pama_system_actions(evaluation: Evaluation) -> list[dict[str, Any]]:
     return actions
 
 
-def render_cards(
-    evaluation: Evaluation,
-    *,
-    patient_id: str,
-    hook: str,
-    draft_orders: Sequence[Mapping[str, Any]] | Mapping[str, Any] = (),
-    selections: Sequence[str] = (),
-) -> dict[str, Any]:
+def render_cards(evaluation: Evaluation, *, patient_id: str) -> dict[str, Any]:
     """``{"cards": [...], "systemActions": [...]}``; systemActions only when there are some.
 
-    The draft orders were already read by the engine (``evaluation.drafts``); the parameters
-    stay in the signature so the web layer passes one request context to both steps.
+    Hook, draft orders and selections were already applied by ``evaluate``.
     """
-    del hook, draft_orders, selections  # already applied by evaluate()
     body: dict[str, Any] = {"cards": [card(d, patient_id) for d in evaluation.active]}
     actions = pama_system_actions(evaluation)
     if actions:

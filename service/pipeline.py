@@ -45,13 +45,7 @@ def answer_hook(
         draft_orders=request.draft_orders,
         selections=request.selections,
     )
-    rendered = render_cards(
-        evaluation,
-        patient_id=request.patient_id,
-        hook=request.hook,
-        draft_orders=request.draft_orders,
-        selections=request.selections,
-    )
+    rendered = render_cards(evaluation, patient_id=request.patient_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
     extension = {
         EXTENSION_KEY: {

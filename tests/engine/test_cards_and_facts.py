@@ -30,7 +30,7 @@ def _walk(value):
 
 def test_every_case_renders_conformant_cards_with_valid_orders():
     for result in RESULTS:
-        body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+        body = render_cards(result.evaluation, patient_id="p1")
         assert prune(body) == body or body == {"cards": []}, result.case_id
         for card in body["cards"]:
             assert len(card["summary"]) <= 139
@@ -52,13 +52,13 @@ RULESET_IDS = {r.id for r in RULESET.rules}
 
 def _card(rule_id, fixture):
     result = next(r for r in RESULTS if r.rule_id == rule_id and fixture in (r.name or ""))
-    body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+    body = render_cards(result.evaluation, patient_id="p1")
     return next(c for c in body["cards"] if c["source"]["topic"]["code"] == rule_id)
 
 
 def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged():
     result = next(r for r in RESULTS if r.name.startswith("preliminary retention"))
-    body = render_cards(result.evaluation, patient_id="p1", hook="patient-view")
+    body = render_cards(result.evaluation, patient_id="p1")
     [card] = body["cards"]
     resources = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
     assert {r["priority"] for r in resources} == {"stat"}
@@ -78,7 +78,7 @@ def test_hip_radiograph_order_carries_the_side_of_the_finding():
 
 def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate():
     result = next(r for r in RESULTS if r.name == "MRI drafted on day 41 of back pain")
-    body = render_cards(result.evaluation, patient_id="p1", hook="order-select")
+    body = render_cards(result.evaluation, patient_id="p1")
     [card] = body["cards"]
     [action] = card["suggestions"][0]["actions"]
     assert action == {"type": "delete", "description": "Remove draft order ServiceRequest/mri",
@@ -96,7 +96,7 @@ def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
     shadow = load_ruleset(rules_copy)
     result = next(r for r in run_all(shadow) if r.name.startswith("sciatica for 8 weeks"))
     assert [d.rule_id for d in result.evaluation.shadow] == ["spine-pattern-mri"]
-    assert render_cards(result.evaluation, patient_id="p1", hook="patient-view") == {"cards": []}
+    assert render_cards(result.evaluation, patient_id="p1") == {"cards": []}
 
 
 def test_unreadable_resources_are_skipped_and_reported_not_fatal():

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 import responses
 
+from service import fixtures
 from service.app import create_app
-from service.config import Settings
+from service.config import PROJECT_ROOT, Settings
 from service.yamlsource import ConfigFileError
 from tests.protocol.conftest import FHIR, TOKEN
 
@@ -353,12 +355,17 @@ def test_RESP_01_05_response_has_cards_and_no_empty_members(client, order_select
     assert response.mimetype == "application/json"
 
 
-def test_RESP_03_SYS_03_system_actions_absent_or_mirrored(client, order_select):
-    body = post(client, OS, order_select).get_json()
-    if "systemActions" in body:
-        assert body["extension"]["systemActions"] == body["systemActions"]
-    else:
-        assert "systemActions" not in body.get("extension", {})
+def test_RESP_03_system_actions_are_omitted_when_there_are_none(client, order_select):
+    body = post(client, OS, order_select).get_json()  # no patient data: nothing can be rated
+    assert "systemActions" not in body
+    assert "systemActions" not in body.get("extension", {})
+
+
+def test_SYS_03_SBX_09_system_actions_are_mirrored_into_the_extension(client):
+    path = PROJECT_ROOT / "fixtures" / "requests" / "s03-hip-pattern-left-order-select.json"
+    body = post(client, OS, fixtures.load_request(path, datetime.now(UTC))).get_json()
+    assert body["systemActions"]  # the hip radiograph draft gets a PAMA rating
+    assert body["extension"]["systemActions"] == body["systemActions"]
 
 
 def test_RESP_rule_set_version_in_extension(client, patient_view):
