@@ -24,17 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def _demo_source(settings: Settings):
-    """Demo patients answer for their own ids only; everything else goes to the FHIR server.
-
-    The files are found once here; a request reads only its patient's (parsed and cached) Bundle.
-    """
-    files = fixtures.demo_patient_files(settings.fixtures_dir)
+    """Demo patients answer for their own ids only; everything else goes to the FHIR server."""
 
     def demo(patient_id: str):
-        path = files.get(patient_id)
-        if path is None:
-            return None
-        return fixtures.bundle_resources(fixtures.load_bundle(path, datetime.now(UTC)))
+        return fixtures.demo_resources(settings.fixtures_dir, patient_id, datetime.now(UTC))
 
     return demo
 

@@ -409,9 +409,18 @@ def load_cases(fixtures_dir: str | Path) -> list[FixtureCase]:
 
 
 def demo_patient_files(fixtures_dir: str | Path) -> dict[str, Path]:
-    """Patient id -> Bundle file, for every fixture under ``fixtures_dir/patients``."""
+    """Patient id -> Bundle file, for every fixture under ``fixtures_dir/patients``.
+
+    Cached until the directory changes, so a demo request does not list and parse every file.
+    """
+    folder = Path(fixtures_dir, "patients")
+    return dict(_patient_files(str(folder), folder.stat().st_mtime_ns if folder.is_dir() else 0))
+
+
+@lru_cache(maxsize=4)
+def _patient_files(folder: str, _mtime_ns: int) -> dict[str, Path]:
     out: dict[str, Path] = {}
-    for file in sorted(Path(fixtures_dir, "patients").glob("*.json")):
+    for file in sorted(Path(folder).glob("*.json")):
         patient = _patient_of(_read_json(file))
         if patient is not None and isinstance(patient.get("id"), str):
             out[patient["id"]] = file

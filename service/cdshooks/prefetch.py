@@ -107,9 +107,9 @@ def resolve_prefetch(
         elif kind == "outcome":
             data.outcomes.append(value)
             to_fetch[key] = render_template(template, request)
-        elif value["resourceType"] == "Bundle" and next_link(value):
+        elif value["resourceType"] == "Bundle" and (rest := next_link(value)):
             # A paged prefetch: the rest must come from the server, or red flags could be missed.
-            to_fetch[key] = next_link(value)  # type: ignore[assignment]
+            to_fetch[key] = rest
             resources, outcomes = bundle_resources(value)
             _merge(resources, merged)
             data.outcomes.extend(outcomes)

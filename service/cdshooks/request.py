@@ -16,11 +16,11 @@ import orjson
 from service.cdshooks.errors import CdsError
 from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
-from service.security.json_limits import json_too_deep
+from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
 REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-MAX_DEPTH = 64
+MAX_DEPTH = DEFAULT_MAX_DEPTH
 
 
 @dataclass(frozen=True)
