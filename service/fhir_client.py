@@ -44,6 +44,12 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+def _resource_type(query: str) -> str:
+    """The resource type a query reads, for metric labels (a paging link may be a full URL)."""
+    segments = [s for s in urlsplit(query).path.split("/") if s[:1].isupper()]
+    return segments[0] if segments else "paging"
+
+
 def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(resources, outcomes) of a Bundle; search-mode ``outcome`` entries are not data."""
     resources, outcomes = [], []
@@ -138,7 +144,7 @@ class FhirClient:
         url_check: Callable[[str], str | None] | None = None,
     ) -> FetchResult:
         """One read or search, following same-origin ``next`` links up to the page cap."""
-        resource_type = urlsplit(query).path.lstrip("/").split("/")[0] or "unknown"
+        resource_type = _resource_type(query)
         started = time.monotonic()
         try:
             result = self._fetch_pages(base_url, query, token, deadline, url_check)
