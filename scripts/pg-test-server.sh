@@ -5,12 +5,19 @@
 #   scripts/pg-test-server.sh start           start; print the URL on stdout
 #   scripts/pg-test-server.sh stop            stop and delete the data directory
 #
-# State lives in $SPINEHIP_PG_STATE (default /tmp/spinehip-pg-test-$UID). When run as root the
+# State lives in $SPINEHIP_PG_STATE: for `run`, a fresh directory of its own by default, so two runs
+# on one machine never share or delete each other's server; for start/stop, the default is
+# /tmp/spinehip-pg-test-$UID. When run as root the
 # Debian package is installed if missing and the server runs as the unprivileged user
 # $SPINEHIP_PG_USER (default nobody), since PostgreSQL refuses to run as root.
 set -euo pipefail
 
-STATE=${SPINEHIP_PG_STATE:-/tmp/spinehip-pg-test-$(id -u)}
+if [[ ${1:-} == run && -z ${SPINEHIP_PG_STATE:-} ]]; then
+    STATE=$(mktemp -d /tmp/spinehip-pg-test.XXXXXX)
+    rmdir "$STATE"
+else
+    STATE=${SPINEHIP_PG_STATE:-/tmp/spinehip-pg-test-$(id -u)}
+fi
 RUN_AS=${SPINEHIP_PG_USER:-nobody}
 
 log() { echo "pg-test-server: $*" >&2; }
