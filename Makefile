@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv fhir-venv clean
+.PHONY: run test lint bench venv fhir-venv deploy-config clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: venv fhir-venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+## Regenerate deploy/config-maps.yaml after changing hooks/ or rules/ (make test checks it).
+deploy-config: venv
+	$(PY) scripts/render-config-maps.py
 
 bench: venv fhir-venv
 	$(PY) -m benchmarks

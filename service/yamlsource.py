@@ -8,6 +8,8 @@ and sequence; this module turns them into a plain-data document plus a position 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +123,77 @@ def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError([ConfigError(shown, 1, 1, "", f"cannot read file: {exc}")]) from None
     return YamlDocument(shown, _plain(root), root)
+
+
+# ConfigMap keys cannot hold "/": a file ``rules/r01.yaml`` travels as the key ``rules__r01.yaml``.
+FLAT_SEPARATOR = "__"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One logical configuration file: its name inside the tree and where it is read from."""
+
+    name: str  # "rules/r01-cauda-equina.yaml", whatever the mount layout
+    path: Path
+
+
+def flat_key(name: str) -> str:
+    """The ConfigMap key of logical file ``name``."""
+    if FLAT_SEPARATOR in name:
+        raise ValueError(f"{name}: a file name may not contain {FLAT_SEPARATOR!r}")
+    return name.replace("/", FLAT_SEPARATOR)
+
+
+def logical_name(relative: str) -> str:
+    """The logical name of a file found at ``relative`` (a repository path or a flat key)."""
+    return relative.replace(FLAT_SEPARATOR, "/") if "/" not in relative else relative
+
+
+def source_files(root: str | Path, suffixes: Sequence[str] = YAML_SUFFIXES) -> list[SourceFile]:
+    """Every configuration file under ``root`` once, in logical-name order.
+
+    The same files arrive as a repository tree, a flat directory, or a Kubernetes ConfigMap
+    volume, where kubelet writes the data into a hidden ``..<timestamp>`` directory, points
+    ``..data`` at it and adds one symlink per key. Hidden entries are skipped and a file
+    reached twice through symlinks is read once, so every layout yields the same files.
+    """
+    root = Path(root)
+    found: dict[str, SourceFile] = {}
+    seen_real: set[str] = set()
+    seen_dirs: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real_dir = os.path.realpath(folder)
+        if real_dir in seen_dirs:  # a symlink loop or a second way into one directory
+            dirs[:] = []
+            continue
+        seen_dirs.add(real_dir)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder, name)
+            if name.startswith(".") or path.suffix not in suffixes or not path.is_file():
+                continue
+            real = os.path.realpath(path)
+            logical = logical_name(path.relative_to(root).as_posix())
+            if real in seen_real:
+                continue
+            if logical in found:
+                raise ConfigFileError([ConfigError(
+                    str(path), 1, 1, "", f"the same file as {found[logical].path} ({logical})",
+                    "keep one of the two",
+                )])
+            seen_real.add(real)
+            found[logical] = SourceFile(logical, path)
+    return [found[name] for name in sorted(found)]
+
+
+def content_digest(contents: Iterable[bytes]) -> str:
+    """A hash of file contents alone: the same set of files gives the same digest in any
+    layout, under any names and in any order."""
+    combined = hashlib.sha256()
+    for digest in sorted(hashlib.sha256(c).digest() for c in contents):
+        combined.update(digest)
+    return combined.hexdigest()
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -14,7 +14,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.cdshooks.hooks import HOOKS, USER_TOKENS
-from service.yamlsource import ConfigError, ConfigFileError, did_you_mean, load_yaml, pydantic_errors
+from service.yamlsource import (
+    ConfigError,
+    ConfigFileError,
+    did_you_mean,
+    load_yaml,
+    pydantic_errors,
+    source_files,
+)
 
 TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -81,7 +88,7 @@ def load_services(hooks_dir: Path) -> list[CdsService]:
     errors: list[ConfigError] = []
     services: list[CdsService] = []
     seen: dict[str, str] = {}
-    files = sorted(Path(hooks_dir).glob("*.yaml"))
+    files = [f.path for f in source_files(hooks_dir)]
     if not files:
         raise ConfigFileError([ConfigError(str(hooks_dir), 1, 1, "", "no *.yaml service files")])
     for path in files:

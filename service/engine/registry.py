@@ -17,21 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from service.engine.ruleset import RuleSet, load_ruleset
-from service.yamlsource import ConfigError, ConfigFileError
+from service.yamlsource import ConfigError, ConfigFileError, source_files
 
 log = logging.getLogger(__name__)
 
 
 def _fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """Path, mtime and size of every file: cheap to poll, changes on any edit or rename."""
+    """Name, mtime and size of every rule file, seen as the loader sees them: cheap to poll,
+    changes on any edit or rename (a ConfigMap update re-points the symlinks at new files)."""
+    try:
+        sources = source_files(rules_dir)
+    except ConfigFileError:
+        return ()  # the reload reports the problem
     out = []
-    for path in sorted(rules_dir.rglob("*")):
+    for source in sources:
         try:
-            stat = path.stat()
+            stat = source.path.stat()
         except OSError:
             continue
-        if path.is_file():
-            out.append((str(path), stat.st_mtime_ns, stat.st_size))
+        out.append((source.name, stat.st_mtime_ns, stat.st_size))
     return tuple(out)
 
 

@@ -7,7 +7,6 @@ together as one ConfigFileError, each naming file, line, column, key and a hint.
 
 from __future__ import annotations
 
-import hashlib
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +23,11 @@ from service.yamlsource import (
     ConfigFileError,
     Loc,
     YamlDocument,
+    content_digest,
     did_you_mean,
     load_yaml,
     pydantic_errors,
+    source_files,
 )
 
 CodeKey = tuple[str, str]
@@ -133,19 +134,23 @@ class _Loader:
         # Names whose definition is itself invalid: already reported, so references to them
         # are not reported again as unknown.
         self.broken: dict[str, set[str]] = {s: set() for s in (*self.sections, "rules")}
-        self.hash = hashlib.sha256()
+        self.contents: list[bytes] = []
         self.files: list[str] = []
 
     # ----------------------------------------------------------------- reading
 
     def read(self) -> None:
-        paths = sorted(p for p in self.dir.rglob("*") if p.suffix in (".yaml", ".yml"))
-        if not paths:
+        try:
+            sources = source_files(self.dir)
+        except ConfigFileError as exc:
+            self.errors.extend(exc.errors)
+            return
+        if not sources:
             self.errors.append(ConfigError(str(self.dir), 1, 1, "", "no rule files (*.yaml) found"))
-        for path in paths:
-            rel = path.relative_to(self.dir).as_posix()
+        for source in sources:
+            path = source.path
             try:
-                self.hash.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+                self.contents.append(path.read_bytes())
                 doc = load_yaml(path, str(path))
             except ConfigFileError as exc:
                 self.errors.extend(exc.errors)
@@ -518,7 +523,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
     return RuleSet(
         name=header["ruleset"],
         version=str(header["version"]),
-        content_hash=loader.hash.hexdigest(),
+        content_hash=content_digest(loader.contents),
         title=header.get("title") or header["ruleset"],
         rules_dir=Path(rules_dir),
         files=tuple(loader.files),

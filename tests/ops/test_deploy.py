@@ -2,25 +2,34 @@
 
 Every environment name must be one the service really reads, the probes must hit the real health
 routes, the autoscaler and disruption budget must point at the Deployment's pods, and every hook
-and rule file of the repository must reach the pod at the path the service reads it from.
+and rule file of the repository must reach the pod, through ``kubectl kustomize deploy/`` and
+kubelet's volume layout, at the path the service reads it from.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
+import requests
 from ruamel.yaml import YAML
 
+from service.cdshooks.services import load_services
 from service.cli import build_parser
 from service.config import PROJECT_ROOT, Settings
+from service.engine import load_ruleset
 from service.security.trust import load_trust_config
+from tests.support.kubelet import configmap_volume, flat_data
+from tests.support.processes import running, spinehip_env, start_spinehip
 
 DEPLOY = PROJECT_ROOT / "deploy"
+GENERATED = DEPLOY / "config-maps.yaml"  # the hooks and rules, written by `make deploy-config`
 # Read by prometheus_client itself, not by our code (see service/metrics.py).
 LIBRARY_ENV = {"PROMETHEUS_MULTIPROC_DIR"}
 
@@ -58,7 +67,7 @@ def names_the_service_reads() -> set[str]:
 def load_manifests() -> dict[str, dict[str, Any]]:
     yaml = YAML(typ="safe")
     docs: dict[str, dict[str, Any]] = {}
-    for path in sorted(DEPLOY.glob("*.yaml")):
+    for path in sorted(set(DEPLOY.glob("*.yaml")) - {GENERATED}):
         for doc in yaml.load_all(path.read_text()):
             if doc and "kind" in doc and doc["kind"] != "Kustomization":
                 docs[doc["kind"]] = doc
@@ -152,26 +161,55 @@ def test_autoscaler_and_disruption_budget_cover_the_deployment(manifests) -> Non
     assert "cpu" in resources["requests"], "CPU autoscaling needs a CPU request"
 
 
+def kustomize_build() -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/`` with default settings, as ``kubectl apply -k`` runs it."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is missing (apt-get install kubernetes-client)")
+        pytest.skip("kubectl not installed (apt-get install kubernetes-client)")
+    built = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True,
+                           timeout=120)
+    assert built.returncode == 0, built.stderr
+    return [doc for doc in YAML(typ="safe").load_all(built.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def kustomized() -> dict[str, dict[str, Any]]:
+    """The kustomize output by ``kind/name``."""
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in kustomize_build()}
+
+
+def mounted_config_map(kustomized, manifests, container, pod_env, env_name: str) -> dict[str, Any]:
+    """The ConfigMap mounted where ``env_name`` tells the service to read."""
+    [volume] = [v for path, v in mounts(manifests, container) if path == pod_env[env_name]]
+    return kustomized[f"ConfigMap/{volume['configMap']['name']}"]
+
+
 @pytest.mark.parametrize(
     ("directory", "env_name"), [("hooks", "SPINEHIP_HOOKS_DIR"), ("rules", "SPINEHIP_RULES_DIR")]
 )
-def test_every_repository_config_file_reaches_the_pod_where_the_service_reads_it(
-    manifests, container, pod_env, directory: str, env_name: str
+def test_every_repository_config_file_reaches_the_pod_verbatim(
+    kustomized, manifests, container, pod_env, directory: str, env_name: str
 ) -> None:
-    kustomization = YAML(typ="safe").load((DEPLOY / "kustomization.yaml").read_text())
-    [generator] = [g for g in kustomization["configMapGenerator"] if g["name"].endswith(directory)]
-    keys: dict[str, Path] = {}
-    for entry in generator["files"]:
-        key, _, source = entry.rpartition("=")
-        source_path = (DEPLOY / source).resolve()
-        assert source_path.is_file(), f"deploy/kustomization.yaml lists a missing file: {source}"
-        keys[key or source_path.name] = source_path
-    assert len(keys) == len(generator["files"]), "two files share one ConfigMap key"
-    missing = {
-        str(p.relative_to(PROJECT_ROOT))
-        for p in (PROJECT_ROOT / directory).rglob("*.yaml")
-        if p.resolve() not in keys.values()
-    }
-    assert not missing, f"add to {generator['name']} in deploy/kustomization.yaml: {sorted(missing)}"
-    [volume] = [v for path, v in mounts(manifests, container) if path == pod_env[env_name]]
-    assert volume["configMap"] == {"name": generator["name"]}, "mounted whole, as a flat directory"
+    config_map = mounted_config_map(kustomized, manifests, container, pod_env, env_name)
+    assert config_map["data"] == flat_data(PROJECT_ROOT / directory), (
+        "deploy/config-maps.yaml is out of date: run `make deploy-config`"
+    )
+
+
+def test_kustomize_output_boots_in_kubelets_layout_with_the_repository_version(
+    kustomized, manifests, container, pod_env, tmp_path: Path
+) -> None:
+    dirs = {}
+    for env_name in ("SPINEHIP_HOOKS_DIR", "SPINEHIP_RULES_DIR"):
+        data = mounted_config_map(kustomized, manifests, container, pod_env, env_name)["data"]
+        dirs[env_name] = str(configmap_volume(tmp_path / env_name.lower(), data))
+    env = spinehip_env(SPINEHIP_MODE="development", DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
+                       **dirs)
+    with running(start_spinehip(env, tmp_path), ready_path="/readyz") as served:
+        ready = requests.get(f"{served.base_url}/readyz", timeout=10).json()
+        discovered = requests.get(f"{served.base_url}/cds-services", timeout=10).json()
+    assert ready["rules"]["version"] == load_ruleset(PROJECT_ROOT / "rules").full_version
+    assert sorted(s["id"] for s in discovered["services"]) == sorted(
+        s.id for s in load_services(PROJECT_ROOT / "hooks"))
