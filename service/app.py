@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     services = {s.id: s for s in load_services(settings.hooks_dir)}
+    metrics.declare_services(services)
     cards.warm_up()
     rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok))
     store = Store.from_settings(settings)

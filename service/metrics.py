@@ -5,11 +5,18 @@ metric objects, so label names stay consistent. Under gunicorn each worker is it
 when ``PROMETHEUS_MULTIPROC_DIR`` names a writable directory (set before the service starts, and
 emptied at each start), prometheus_client writes samples there and ``/metrics`` aggregates every
 worker.
+
+Every label value comes from a fixed set, never from request or FHIR-server text: each value is
+a new series in every scrape and a new file per worker, so a caller able to choose one could grow
+both without bound. Services are the ids the hook files declare (else ``unknown``), resource types
+those of FHIR R4 (else ``other``), statuses the standard HTTP codes (else their class, ``5xx``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Response
@@ -23,6 +30,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from service.fhir_spec import R4_RESOURCE_TYPES
 from service.store.audit import card_topic
 
 # Seconds; CDS Hooks calls are meant to answer well under a second, FHIR reads a little slower.
@@ -68,12 +76,35 @@ RULE_RELOADS = Counter(
 )
 
 
+_SERVICE_IDS: set[str] = set()
+_STANDARD_STATUSES = frozenset(int(s) for s in HTTPStatus)
+
+
+def declare_services(service_ids: Iterable[str]) -> None:
+    """Make these ids label values; any other id in a request path is counted as ``unknown``."""
+    _SERVICE_IDS.update(service_ids)
+
+
+def _service_label(service_id: str | None) -> str:
+    if service_id is None:
+        return ""
+    return service_id if service_id in _SERVICE_IDS else "unknown"
+
+
+def _status_label(status: int) -> str:
+    return str(status) if status in _STANDARD_STATUSES else f"{status // 100}xx"
+
+
+def _resource_label(resource_type: str) -> str:
+    return resource_type if resource_type in R4_RESOURCE_TYPES else "other"
+
+
 def observe_request(service_id: str | None, status: int, seconds: float) -> None:
-    REQUEST_SECONDS.labels(service=service_id or "", status=str(status)).observe(seconds)
+    REQUEST_SECONDS.labels(service=_service_label(service_id), status=_status_label(status)).observe(seconds)
 
 
 def observe_rule_evaluation(service_id: str, seconds: float) -> None:
-    RULE_EVALUATION_SECONDS.labels(service=service_id).observe(seconds)
+    RULE_EVALUATION_SECONDS.labels(service=_service_label(service_id)).observe(seconds)
 
 
 def count_card(topic: str) -> None:
@@ -85,8 +116,9 @@ def count_shadow_decision(rule_id: str) -> None:
 
 
 def observe_fhir_request(resource_type: str, seconds: float, *, error: bool) -> None:
-    FHIR_REQUESTS.labels(resource=resource_type, outcome="error" if error else "ok").inc()
-    FHIR_SECONDS.labels(resource=resource_type).observe(seconds)
+    label = _resource_label(resource_type)
+    FHIR_REQUESTS.labels(resource=label, outcome="error" if error else "ok").inc()
+    FHIR_SECONDS.labels(resource=label).observe(seconds)
 
 
 def observe_answer(service_id: str, cards: list[dict], evaluation: Any, seconds: float) -> None:

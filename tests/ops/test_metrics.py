@@ -25,6 +25,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 @pytest.fixture
 def scrape(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics.declare_services(["spinehip-order-select", "spinehip-patient-view"])
     app = Flask(__name__)
     app.register_blueprint(metrics.bp)
     client = app.test_client()
@@ -64,6 +65,20 @@ def test_each_recording_function_moves_its_metric(scrape) -> None:
     assert sample(after, "spinehip_fhir_request_seconds_count", resource="Observation") == (
         sample(before, "spinehip_fhir_request_seconds_count", resource="Observation") + 2
     )
+
+
+def test_label_values_outside_the_fixed_sets_are_folded(scrape) -> None:
+    before = scrape()
+    metrics.observe_request("no-such-service", 599, 0.01)
+    metrics.observe_fhir_request("Zz-chosen-by-the-server", 0.01, error=False)
+    after = scrape()
+    assert sample(after, "spinehip_request_seconds_count", service="unknown", status="5xx") == (
+        sample(before, "spinehip_request_seconds_count", service="unknown", status="5xx") + 1
+    )
+    assert sample(after, "spinehip_fhir_requests_total", resource="other", outcome="ok") == (
+        sample(before, "spinehip_fhir_requests_total", resource="other", outcome="ok") + 1
+    )
+    assert "no-such-service" not in after and "Zz-chosen-by-the-server" not in after
 
 
 def test_slow_request_lands_in_the_right_latency_bucket(scrape) -> None:

@@ -1,0 +1,1 @@
+"""Hostile callers and hostile FHIR servers against a production `spinehip serve`."""
