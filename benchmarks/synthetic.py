@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from service.config import PROJECT_ROOT
-from service.fixtures import build_request, load_bundle
+from service.fixtures import load_bundle
 from service.fixtures_load import rewrite_references
+from tests.support.fixture_requests import build_request
 
 FIXTURES = PROJECT_ROOT / "fixtures"
 BASE_PATIENT = FIXTURES / "patients" / "s04-mixed-hip-oa-stenosis.json"

@@ -72,87 +72,129 @@ Node = Ref | AllOf | AnyOf | Not | Compare | Unknown | HookIs
 
 @dataclass
 class Names:
-    """What a condition may refer to, by kind, for reference checks and hints."""
+    """What a condition may refer to, by kind, for reference checks and hints.
+
+    ``complete`` is False when some rule file could not be parsed: a name not found may be
+    defined there, so it is not reported as unknown.
+    """
 
     findings: Mapping[str, Any]
     conditions: Mapping[str, Any]
     scores: Mapping[str, Any]
     durations: Mapping[str, Any]
     reliefs: Mapping[str, Any]
+    complete: bool = True
 
     def by_kind(self, kind: str) -> Mapping[str, Any]:
         return {"score": self.scores, "duration": self.durations, "relief": self.reliefs,
                 "count": self.findings}[kind]
 
 
+@dataclass(frozen=True)
+class _Parse:
+    """One condition being parsed: where it is written and where its errors go."""
+
+    doc: YamlDocument
+    names: Names
+    errors: list[ConfigError]
+
+    def fail(self, loc: Loc, message: str, hint: str = "") -> None:
+        self.errors.append(self.doc.error(loc, message, hint))
+
+    def unknown(self, loc: Loc, message: str, hint: str) -> None:
+        if self.names.complete:
+            self.fail(loc, message, hint)
+
+
 def parse_condition(
     raw: Any, loc: Loc, doc: YamlDocument, names: Names, errors: list[ConfigError]
 ) -> Node | None:
     """The node for ``raw``, or None after appending located errors."""
+    return _node(raw, loc, _Parse(doc, names, errors))
+
+
+def _node(raw: Any, loc: Loc, p: _Parse) -> Node | None:
     if isinstance(raw, str):
-        if raw in names.findings:
-            return Ref(raw, "finding")
-        if raw in names.conditions:
-            return Ref(raw, "condition")
-        hint = did_you_mean(raw, [*names.findings, *names.conditions])
-        errors.append(doc.error(loc, f"unknown finding or condition `{raw}`", hint))
-        return None
+        return _name(raw, loc, p)
     if not isinstance(raw, dict) or not raw:
-        errors.append(doc.error(loc, "a condition is a name or a mapping such as {all: [...]}"))
+        p.fail(loc, "a condition is a name or a mapping such as {all: [...]}")
         return None
     keys = set(raw)
     if keys in ({"all"}, {"any"}):
-        key = next(iter(keys))
-        items = raw[key]
-        if not isinstance(items, list) or not items:
-            errors.append(doc.error((*loc, key), f"`{key}` takes a non-empty list"))
-            return None
-        children = [parse_condition(c, (*loc, key, i), doc, names, errors)
-                    for i, c in enumerate(items)]
-        if any(c is None for c in children):
-            return None
-        return (AllOf if key == "all" else AnyOf)(tuple(children))  # type: ignore[arg-type]
+        return _group(next(iter(keys)), raw, loc, p)
     if keys == {"not"}:
-        child = parse_condition(raw["not"], (*loc, "not"), doc, names, errors)
+        child = _node(raw["not"], (*loc, "not"), p)
         return None if child is None else Not(child)
     if keys == {"hook"}:
-        hooks = raw["hook"] if isinstance(raw["hook"], list) else [raw["hook"]]
-        bad = [h for h in hooks if h not in HOOKS]
-        if bad or not hooks:
-            errors.append(doc.error((*loc, "hook"), f"unknown hook {bad}; known: {list(HOOKS)}"))
-            return None
-        return HookIs(frozenset(hooks))
+        return _hook(raw["hook"], loc, p)
+    return _compare(raw, loc, p)
+
+
+def _name(raw: str, loc: Loc, p: _Parse) -> Node | None:
+    if raw in p.names.findings:
+        return Ref(raw, "finding")
+    if raw in p.names.conditions:
+        return Ref(raw, "condition")
+    p.unknown(loc, f"unknown finding or condition `{raw}`",
+              did_you_mean(raw, [*p.names.findings, *p.names.conditions]))
+    return None
+
+
+def _group(key: str, raw: dict[str, Any], loc: Loc, p: _Parse) -> Node | None:
+    items = raw[key]
+    if not isinstance(items, list) or not items:
+        p.fail((*loc, key), f"`{key}` takes a non-empty list")
+        return None
+    children = [_node(c, (*loc, key, i), p) for i, c in enumerate(items)]
+    if any(c is None for c in children):
+        return None
+    return (AllOf if key == "all" else AnyOf)(tuple(children))  # type: ignore[arg-type]
+
+
+def _hook(raw: Any, loc: Loc, p: _Parse) -> Node | None:
+    hooks = raw if isinstance(raw, list) else [raw]
+    bad = [h for h in hooks if h not in HOOKS]
+    if bad or not hooks:
+        p.fail((*loc, "hook"), f"unknown hook {bad}; known: {list(HOOKS)}")
+        return None
+    return HookIs(frozenset(hooks))
+
+
+def _compare(raw: dict[str, Any], loc: Loc, p: _Parse) -> Node | None:
+    keys = set(raw)
     kinds = keys & set(COMPARE_KINDS)
     if len(kinds) != 1:
         known = ["all", "any", "not", "hook", *COMPARE_KINDS]
         unknown = sorted(keys - set(OPERATORS) - {"unknown"})
         hint = did_you_mean(unknown[0], known) if unknown else ""
-        errors.append(doc.error(loc, f"cannot read condition with keys {sorted(keys)}; expected "
-                                     "one of all/any/not/hook/score/duration/relief/count", hint))
+        p.fail(loc, f"cannot read condition with keys {sorted(keys)}; expected "
+                    "one of all/any/not/hook/score/duration/relief/count", hint)
         return None
     kind = kinds.pop()
     name = raw[kind]
-    known_names = names.by_kind(kind)
+    known_names = p.names.by_kind(kind)
     if name not in known_names:
-        errors.append(doc.error((*loc, kind), f"unknown {kind} `{name}`",
-                                did_you_mean(str(name), known_names)))
+        p.unknown((*loc, kind), f"unknown {kind} `{name}`", did_you_mean(str(name), known_names))
         return None
     rest = keys - {kind}
     if rest == {"unknown"} and kind in ("duration", "relief"):
         if raw["unknown"] is not True:
-            errors.append(doc.error((*loc, "unknown"), "`unknown` can only be `true`"))
+            p.fail((*loc, "unknown"), "`unknown` can only be `true`")
             return None
         return Unknown(kind, name)
     if len(rest) != 1 or not rest <= set(OPERATORS):
         hint = did_you_mean(sorted(rest)[0], OPERATORS) if rest else ""
-        errors.append(doc.error(loc, f"`{kind}` needs exactly one of gt, ge, lt, le, eq", hint))
+        p.fail(loc, f"`{kind}` needs exactly one of gt, ge, lt, le, eq", hint)
         return None
     op = rest.pop()
-    value = raw[op]
+    return _threshold(kind, name, op, raw[op], (*loc, op), p)
+
+
+def _threshold(kind: str, name: str, op: str, value: Any, loc: Loc, p: _Parse) -> Node | None:
     try:
         value = parse_duration(value) if kind == "duration" else float(value)
     except (TypeError, ValueError) as exc:
-        errors.append(doc.error((*loc, op), f"bad threshold {value!r}: {exc}"))
+        p.fail(loc, f"bad threshold {value!r}: {exc}")
         return None
     return Compare(kind, name, op, value)
 

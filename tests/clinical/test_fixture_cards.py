@@ -17,8 +17,9 @@ from service import fixtures
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from tests.protocol.test_conformance import empty_members
+from tests.support.expected_cases import CARD_TOPICS, load_cases
 
-CASES = fixtures.load_cases(PROJECT_ROOT / "fixtures")
+CASES = load_cases(PROJECT_ROOT / "fixtures")
 CPT = "http://www.ama-assn.org/go/cpt"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 TOPIC_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/card-topic"
@@ -105,7 +106,7 @@ def test_fixture_gives_exactly_its_expected_cards(client, case):
 
 def test_every_rule_topic_is_exercised_by_some_fixture():
     topics = set().union(*(c.topics for c in CASES))
-    assert topics == set(fixtures.CARD_TOPICS)
+    assert topics == set(CARD_TOPICS)
 
 
 def test_fixture_requests_exist_for_every_case():

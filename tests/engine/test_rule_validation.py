@@ -90,3 +90,20 @@ def test_loinc_mod10_check_digit(code, ok):
                                           ("M5441", False), ("U07.1", False)])
 def test_icd10cm_pattern(code, ok):
     assert (check_icd10cm(code) is None) is ok
+
+
+def test_a_file_that_does_not_parse_gives_its_syntax_error_and_no_cascade(rules_copy):
+    # R2 is named by R1's `suppresses` and by cases in other files; a bad indent hides it all.
+    path = rules_copy / "rules" / "r02-progressive-neuro-deficit.yaml"
+    edit(path, "    precedence: 20\n", "      precedence: 20\n")
+    errors = _errors(rules_copy)
+    assert [(e.file, e.message.split(":")[0]) for e in errors] == [(str(path), "YAML syntax")]
+    assert errors[0].line == path.read_text().splitlines().index("      precedence: 20") + 1
+
+
+def test_with_every_file_parsed_an_unknown_rule_is_still_reported(rules_copy):
+    edit(rules_copy / "rules" / "r01-cauda-equina.yaml", "progressive-neuro-deficit]",
+         "progresive-neuro-deficit]")
+    [error] = _errors(rules_copy)
+    assert error.message == "unknown rule `progresive-neuro-deficit`"
+    assert "did you mean `progressive-neuro-deficit`" in error.hint

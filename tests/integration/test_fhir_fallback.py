@@ -30,8 +30,9 @@ from ruamel.yaml import YAML
 
 from service.app import create_app
 from service.config import PROJECT_ROOT
-from service.fixtures import FixtureCase, load_bundle, load_cases, load_request
+from service.fixtures import load_bundle, load_request
 from service.fixtures_load import load_fixtures, reference_targets
+from tests.support.expected_cases import FixtureCase, load_cases
 
 FIXTURES = PROJECT_ROOT / "fixtures"
 CASES = load_cases(FIXTURES)

@@ -21,7 +21,8 @@ from responses import matchers
 from ruamel.yaml import YAML
 
 from service.app import create_app
-from service.fixtures import build_request, render
+from service.fixtures import render
+from tests.support.fixture_requests import build_request
 
 RECORDED = Path(__file__).resolve().parents[1] / "recorded" / "hapi-r4"
 MANIFEST = YAML(typ="safe").load(RECORDED / "replies.yaml")

@@ -1,0 +1,86 @@
+"""The compiled rule set: frozen values built once at load and shared read-only by requests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.engine import model as m
+from service.engine.conditions import Node
+
+CodeKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CompiledFinding:
+    name: str
+    spec: m.Finding
+    codes: frozenset[CodeKey]
+    body_sites: frozenset[CodeKey] | None
+
+
+@dataclass(frozen=True)
+class CompiledSuggestion:
+    spec: m.Suggestion
+    when: Node | None
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule ready to run; ``spec.suppresses`` holds every rule it hides once it fires."""
+
+    spec: m.Rule
+    when: Node
+    suggestions: tuple[CompiledSuggestion, ...]
+    file: str
+    line: int
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass(frozen=True)
+class ScoreDef:
+    name: str
+    title: str
+    components: tuple[tuple[m.ScoreComponent, Node], ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated, compiled rule set; shared read-only between requests and threads."""
+
+    name: str
+    version: str
+    content_hash: str
+    title: str
+    rules_dir: Path
+    files: tuple[str, ...]
+    eligibility: m.Eligibility
+    valuesets: Mapping[str, frozenset[CodeKey]]
+    displays: Mapping[CodeKey, str]
+    findings: Mapping[str, CompiledFinding]
+    code_index: Mapping[CodeKey, tuple[str, ...]]
+    conditions: Mapping[str, Node]
+    scores: Mapping[str, ScoreDef]
+    durations: Mapping[str, m.DurationSinceOnset]
+    reliefs: Mapping[str, m.PercentRelief]
+    orders: Mapping[str, m.Order]
+    sources: Mapping[str, m.Source]
+    override_reasons: Mapping[str, str]
+    laterality: Mapping[str, frozenset[CodeKey]]
+    pama_finding: str | None
+    rules: tuple[CompiledRule, ...]
+    cases: tuple[tuple[CompiledRule, int, m.Case], ...] = field(default=())
+
+    @property
+    def red_flag_rules(self) -> frozenset[str]:
+        """Rules whose cards nothing may silence: no snooze, ever."""
+        return frozenset(r.spec.id for r in self.rules if r.spec.red_flag)
+
+    @property
+    def full_version(self) -> str:
+        """The version an admin wrote plus a content hash, so an unbumped edit is still visible."""
+        return f"{self.version}+{self.content_hash[:8]}"

@@ -1,0 +1,144 @@
+"""Reading a rule directory: every file parsed once, its top level checked, its items gathered.
+
+Nothing here knows what a finding or a rule means. The result is each named item with the file
+and position it came from, so the section compilers can report errors where the admin wrote
+them. Duplicates across files are reported here, where both places are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.engine import model as m
+from service.yamlsource import (
+    ConfigError,
+    ConfigFileError,
+    Loc,
+    YamlDocument,
+    content_digest,
+    load_yaml,
+    pydantic_errors,
+    source_files,
+)
+
+SECTIONS = ("sources", "valuesets", "findings", "scores", "derived", "conditions", "orders")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item from one file, remembered with where it came from."""
+
+    doc: YamlDocument
+    loc: Loc
+    value: Any
+
+    def error(self, sub: Loc, message: str, hint: str = "") -> ConfigError:
+        return self.doc.error((*self.loc, *sub), message, hint)
+
+    @property
+    def line(self) -> int:
+        return self.doc.position(self.loc)[0]
+
+
+@dataclass
+class RuleFiles:
+    """Everything read from a rule directory, before any item is compiled."""
+
+    rules_dir: Path
+    files: list[str] = field(default_factory=list)
+    header: dict[str, Entry] = field(default_factory=dict)
+    sections: dict[str, dict[str, Entry]] = field(
+        default_factory=lambda: {s: {} for s in SECTIONS})
+    rules: list[Entry] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+    # False when some file could not be parsed: a name it may define is then unknown, so a
+    # reference to a missing name says nothing and is not reported.
+    complete: bool = True
+    digest: str = ""
+
+    def rule_ids(self) -> set[str]:
+        """Ids written in the rule entries, valid or not (an invalid rule is already reported)."""
+        return {e.value["id"] for e in self.rules
+                if isinstance(e.value, dict) and isinstance(e.value.get("id"), str)}
+
+
+def validate(doc: YamlDocument, model: type[m.Strict], raw: Any, loc: Loc
+             ) -> tuple[Any, list[ConfigError]]:
+    """``raw`` as ``model``, or None and the located errors."""
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        return None, pydantic_errors(doc, exc, loc, model=model)
+
+
+def read_rule_files(rules_dir: Path) -> RuleFiles:
+    """Parse every rule file under ``rules_dir`` once, whatever the mount layout."""
+    out = RuleFiles(rules_dir)
+    try:
+        sources = source_files(rules_dir)
+    except ConfigFileError as exc:
+        out.errors.extend(exc.errors)
+        out.complete = False
+        return out
+    if not sources:
+        out.errors.append(ConfigError(str(rules_dir), 1, 1, "", "no rule files (*.yaml) found"))
+    contents: list[bytes] = []
+    for source in sources:
+        path = source.path
+        try:
+            contents.append(path.read_bytes())
+            doc = load_yaml(path, str(path))
+        except ConfigFileError as exc:
+            out.errors.extend(exc.errors)
+            out.complete = False
+            continue
+        except OSError as exc:
+            out.errors.append(ConfigError(str(path), 1, 1, "", f"cannot read file: {exc}"))
+            out.complete = False
+            continue
+        out.files.append(str(path))
+        _gather(out, doc)
+    out.digest = content_digest(contents)
+    return out
+
+
+def _top_level(doc: YamlDocument) -> tuple[m.RuleFile | None, list[ConfigError]]:
+    """The file's top level; with unknown keys (reported) the rest is still used, so one typo
+    does not hide the file's definitions and cascade into "unknown ..." errors elsewhere."""
+    top, errors = validate(doc, m.RuleFile, doc.data, ())
+    if top is None and isinstance(doc.data, dict):
+        known = {k: v for k, v in doc.data.items() if k in m.RuleFile.model_fields}
+        top, _ = validate(doc, m.RuleFile, known, ())
+    return top, errors
+
+
+def _gather(out: RuleFiles, doc: YamlDocument) -> None:
+    if doc.data is None:
+        return
+    top, errors = _top_level(doc)
+    out.errors.extend(errors)
+    if top is None:
+        return
+    for key in m.HEADER_KEYS:
+        value = getattr(top, key)
+        if value is None:
+            continue
+        if key in out.header:
+            first = out.header[key].doc
+            out.errors.append(doc.error((key,), f"`{key}` is already set in {first.path}"))
+        else:
+            out.header[key] = Entry(doc, (key,), value)
+    for section, items in out.sections.items():
+        for name, raw in (getattr(top, section) or {}).items():
+            entry = Entry(doc, (section, name), raw)
+            if name in items:
+                other = items[name]
+                out.errors.append(entry.error((), f"duplicate {section} name `{name}` "
+                                                  f"(first at {other.doc.path}:{other.line})"))
+            else:
+                items[name] = entry
+    out.rules += [Entry(doc, ("rules", i), raw) for i, raw in enumerate(top.rules or [])]

@@ -1,0 +1,192 @@
+"""Compiling the ``rules:`` entries: conditions, suggestions, card templates, cases, suppression.
+
+Each check is its own function returning located errors; ``compile_rules`` runs them all, so an
+admin sees every problem of every rule at once.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from service.engine import model as m
+from service.engine.compiled import CompiledRule, CompiledSuggestion
+from service.engine.conditions import Names, parse_condition
+from service.engine.rulefiles import Entry, RuleFiles, validate
+from service.engine.sections import Errors, Refs
+from service.yamlsource import ConfigError, did_you_mean
+
+TEMPLATE_EXTRA_NAMES = ("side",)
+# A placeholder in a summary counts as this many characters when checking the 139 limit.
+PLACEHOLDER_WIDTH = 6
+SUMMARY_LIMIT = 139
+
+Case = tuple[str, int, m.Case]  # rule id, index in the rule's `tests:`, the case
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule may refer to besides findings and conditions."""
+
+    names: Names
+    refs: Refs
+    template_names: Collection[str]
+    override_reasons: Mapping[str, str]
+
+
+def compile_rules(files: RuleFiles, ctx: RuleContext
+                  ) -> tuple[tuple[list[CompiledRule], list[Case]], Errors]:
+    """Every valid rule compiled, in evaluation order, and its test cases."""
+    entries, errors = _validated_rules(files)
+    compiled: list[CompiledRule] = []
+    cases: list[Case] = []
+    for entry, rule in entries:
+        rule_errors: Errors = []
+        when = parse_condition(rule.when, (*entry.loc, "when"), entry.doc, ctx.names, rule_errors)
+        suggestions = _suggestions(entry, rule, ctx, rule_errors)
+        rule_errors += _references(entry, rule, ctx)
+        rule_errors += _template_errors(entry, rule, ctx.template_names)
+        rule_errors += _case_errors(entry, rule, ctx.refs)
+        errors += rule_errors
+        cases += [(rule.id, j, case) for j, case in enumerate(rule.tests)]
+        if when is not None:
+            line = entry.doc.position((*entry.loc, "id"))[0]
+            compiled.append(CompiledRule(rule, when, tuple(suggestions), entry.doc.path, line))
+    errors += _precedence_errors(entries)
+    compiled.sort(key=lambda r: (r.spec.precedence, r.id))
+    return (compiled, cases), errors
+
+
+def _validated_rules(files: RuleFiles) -> tuple[list[tuple[Entry, m.Rule]], Errors]:
+    """Rules that validate, the first of each id; duplicates and invalid ones reported."""
+    errors: Errors = []
+    out: list[tuple[Entry, m.Rule]] = []
+    first: dict[str, Entry] = {}
+    for entry in files.rules:
+        rule, problems = validate(entry.doc, m.Rule, entry.value, entry.loc)
+        errors += problems
+        if rule is None:
+            continue
+        if rule.id in first:
+            other = first[rule.id]
+            errors.append(entry.error(("id",), f"duplicate rule id `{rule.id}` (first at "
+                                               f"{other.doc.path}:"
+                                               f"{other.doc.position((*other.loc, 'id'))[0]})"))
+            continue
+        first[rule.id] = entry
+        out.append((entry, rule))
+    return out, errors
+
+
+def _suggestions(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Errors
+                 ) -> list[CompiledSuggestion]:
+    out = []
+    for j, sug in enumerate(rule.suggest):
+        sub = ("suggest", j)
+        if (sug.order is None) == (sug.delete_drafts is None):
+            errors.append(entry.error(sub, "a suggestion has exactly one of `order` or "
+                                           "`delete_drafts`"))
+        errors += ctx.refs.check(entry, (*sub, "order"), sug.order, "orders")
+        errors += ctx.refs.check(entry, (*sub, "delete_drafts"), sug.delete_drafts, "findings")
+        node = None
+        if sug.when is not None:
+            node = parse_condition(sug.when, (*entry.loc, *sub, "when"), entry.doc, ctx.names,
+                                   errors)
+        out.append(CompiledSuggestion(sug, node))
+    return out
+
+
+def _references(entry: Entry, rule: m.Rule, ctx: RuleContext) -> Errors:
+    refs = ctx.refs
+    errors: Errors = []
+    for j, target in enumerate(rule.suppresses):
+        errors += refs.check(entry, ("suppresses", j), target, "rules")
+    for j, name in enumerate(rule.reason_from):
+        errors += refs.check(entry, ("reason_from", j), name, "findings")
+    for j, source in enumerate(rule.cite):
+        errors += refs.check(entry, ("cite", j), source, "sources")
+    for j, code in enumerate(rule.override_reasons):
+        if code not in ctx.override_reasons:
+            errors.append(entry.error(("override_reasons", j), f"unknown override reason `{code}`",
+                                      did_you_mean(code, ctx.override_reasons)))
+    return errors
+
+
+def _template_errors(entry: Entry, rule: m.Rule, names: Collection[str]) -> Errors:
+    errors: Errors = []
+    for key in ("summary", "detail"):
+        text = getattr(rule, key)
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        except ValueError as exc:
+            errors.append(entry.error((key,), f"bad template: {exc}",
+                                      "write literal braces as {{ and }}"))
+            continue
+        unknown = [f for f in fields if f not in names]
+        errors += [entry.error((key,), f"unknown placeholder `{{{f}}}`",
+                               did_you_mean(f, names) or f"known: {', '.join(sorted(names))}")
+                   for f in unknown]
+        if key == "summary":
+            errors += _summary_width(entry, text, fields, unknown)
+    return errors
+
+
+def _summary_width(entry: Entry, text: str, fields: list[str], unknown: list[str]) -> Errors:
+    filler = dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)
+    width = len(text) if unknown else len(string.Formatter().format(text, **filler))
+    if width <= SUMMARY_LIMIT:
+        return []
+    return [entry.error(("summary",), f"summary is {width} characters; the limit is 139",
+                        "CDS Hooks clients reject 140 or more; move the rest to `detail`")]
+
+
+def _case_errors(entry: Entry, rule: m.Rule, refs: Refs) -> Errors:
+    errors: Errors = []
+    for j, case in enumerate(rule.tests):
+        for key in ("expect", "absent"):
+            for k, rule_id in enumerate(getattr(case, key)):
+                errors += refs.check(entry, ("tests", j, key, k), rule_id, "rules")
+        if case.fixture is None and not case.resources and case.age is None:
+            errors.append(entry.error(("tests", j), "a case needs `fixture`, `resources` or `age`"))
+    return errors
+
+
+def _precedence_errors(rules: list[tuple[Entry, m.Rule]]) -> Errors:
+    """Suppression must run from higher to lower precedence; a cycle is named in full."""
+    errors: Errors = []
+    by_id = {rule.id: (entry, rule) for entry, rule in rules}
+    for entry, rule in rules:
+        for j, target in enumerate(rule.suppresses):
+            other = by_id.get(target)
+            if other is not None and other[1].precedence < rule.precedence:
+                errors.append(entry.error(
+                    ("suppresses", j),
+                    f"`{rule.id}` (precedence {rule.precedence}) cannot suppress "
+                    f"`{target}` (precedence {other[1].precedence}), which outranks it",
+                    "lower numbers win; swap the precedences or remove the suppression",
+                ))
+    graph = {rid: [t for t in rule.suppresses if t in by_id] for rid, (_, rule) in by_id.items()}
+    return errors + _cycle_errors(graph, by_id)
+
+
+def _cycle_errors(graph: Mapping[str, list[str]],
+                  by_id: Mapping[str, tuple[Entry, m.Rule]]) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt):], nxt]
+                errors.append(by_id[node][0].error(("suppresses",),
+                                                   "precedence cycle: " + " -> ".join(cycle)))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for rid in graph:
+        if rid not in state:
+            visit(rid, [rid])
+    return errors

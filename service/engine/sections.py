@@ -1,0 +1,304 @@
+"""Compiling each section of a rule set: one function per section, each returning its value and
+the located errors it found, so every problem in every file is reported in one pass.
+
+A reference to a name that some file defines, even wrongly, is not reported again: the bad
+definition already is. When a file could not be parsed at all, no reference is reported as
+unknown, since the missing name may well be in that file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.engine import model as m
+from service.engine.codes import check_code, resolve_system
+from service.engine.compiled import CodeKey, CompiledFinding, ScoreDef
+from service.engine.conditions import Names, Node, named_references, parse_condition
+from service.engine.rulefiles import Entry, RuleFiles, validate
+from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
+
+Errors = list[ConfigError]
+SYSTEM_NAMES = ["snomed", "icd10cm", "loinc", "cpt", "finding"]
+
+
+@dataclass(frozen=True)
+class Refs:
+    """Reference checks against the names the files define."""
+
+    files: RuleFiles
+
+    def known(self, section: str) -> Mapping[str, Any]:
+        if section == "rules":
+            return dict.fromkeys(self.files.rule_ids())
+        return self.files.sections[section]
+
+    def check(self, entry: Entry, sub: Loc, name: str | None, section: str) -> Errors:
+        """An error when ``name`` is not defined in ``section``; none for None."""
+        known = self.known(section)
+        if name is None or name in known or not self.files.complete:
+            return []
+        kind = section.rstrip("s").replace("valueset", "value set")
+        return [entry.error(sub, f"unknown {kind} `{name}`", did_you_mean(name, known))]
+
+
+def names_for_conditions(files: RuleFiles) -> Names:
+    """What a ``when:`` may name, from every definition written (valid or not)."""
+    derived = files.sections["derived"]
+
+    def of_kind(kind: str) -> dict[str, Entry]:
+        return {n: e for n, e in derived.items()
+                if isinstance(e.value, dict) and e.value.get("kind") == kind}
+
+    return Names(findings=files.sections["findings"], conditions=files.sections["conditions"],
+                 scores=files.sections["scores"], durations=of_kind("duration-since-onset"),
+                 reliefs=of_kind("percent-relief"), complete=files.complete)
+
+
+def _coding(doc: YamlDocument, loc: Loc, system: str, code: str) -> tuple[CodeKey | None, Errors]:
+    uri = resolve_system(system)
+    if uri is None:
+        return None, [doc.error((*loc, "system"), f"unknown code system `{system}`",
+                                did_you_mean(system, SYSTEM_NAMES)
+                                or "use snomed, icd10cm, loinc, cpt or finding")]
+    problem = check_code(uri, code)
+    if problem:
+        return None, [doc.error(loc, f"bad {system} code `{code}`: {problem}")]
+    return (uri, code), []
+
+
+# --------------------------------------------------------------------------- header
+
+
+def compile_header(files: RuleFiles) -> tuple[dict[str, Any], Errors]:
+    """The header keys' values; ``ruleset`` and ``version`` must be set by some file."""
+    header = {k: e.value for k, e in files.header.items()}
+    errors: Errors = []
+    main = files.header["ruleset"].doc.path if "ruleset" in files.header else None
+    for key in ("ruleset", "version"):
+        if key not in header and files.files:
+            errors.append(ConfigError(main or files.files[0], 1, 1, key,
+                                      f"no file sets `{key}`", "add it to the main rule file"))
+    return header, errors
+
+
+def compile_laterality(files: RuleFiles, valuesets: Mapping[str, frozenset[CodeKey]]
+                       ) -> tuple[dict[str, frozenset[CodeKey]], Errors]:
+    entry = files.header.get("laterality")
+    if entry is None:
+        return {}, []
+    refs, sets, errors = Refs(files), {}, []
+    for side in ("right", "left", "both"):
+        name = getattr(entry.value, side)
+        errors += refs.check(entry, (side,), name, "valuesets")
+        if name in valuesets:
+            sets[side] = valuesets[name]
+    return sets, errors
+
+
+def compile_pama(files: RuleFiles, findings: Mapping[str, CompiledFinding]
+                 ) -> tuple[str | None, Errors]:
+    entry = files.header.get("pama")
+    if entry is None:
+        return None, []
+    name = entry.value.imaging_drafts
+    errors = Refs(files).check(entry, ("imaging_drafts",), name, "findings")
+    return (name if name in findings else None), errors
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _validated(files: RuleFiles, section: str, model: type[m.Strict]
+               ) -> tuple[dict[str, tuple[Entry, Any]], Errors]:
+    """Each entry of ``section`` validated as ``model``; invalid ones left out, reported."""
+    out: dict[str, tuple[Entry, Any]] = {}
+    errors: Errors = []
+    for name, entry in files.sections[section].items():
+        value, problems = validate(entry.doc, model, entry.value, entry.loc)
+        errors += problems
+        if value is not None:
+            out[name] = (entry, value)
+    return out, errors
+
+
+def compile_sources(files: RuleFiles) -> tuple[dict[str, m.Source], Errors]:
+    items, errors = _validated(files, "sources", m.Source)
+    return {name: value for name, (_, value) in items.items()}, errors
+
+
+def compile_valuesets(files: RuleFiles
+                      ) -> tuple[tuple[dict[str, frozenset[CodeKey]], dict[CodeKey, str]], Errors]:
+    """Each value set's codes (checked: check digits, patterns) and every code's display."""
+    items, errors = _validated(files, "valuesets", m.ValueSet)
+    sets: dict[str, frozenset[CodeKey]] = {}
+    displays: dict[CodeKey, str] = {}
+    for name, (entry, spec) in items.items():
+        codes: set[CodeKey] = set()
+        for i, inc in enumerate(spec.include):
+            for code, display in inc.codes.items():
+                key, problems = _coding(entry.doc, (*entry.loc, "include", i, "codes", code),
+                                        inc.system, code)
+                errors += problems
+                if key is not None:
+                    codes.add(key)
+                    displays.setdefault(key, display)
+        sets[name] = frozenset(codes)
+    return (sets, displays), errors
+
+
+def _order(entry: Entry, order: m.Order) -> tuple[m.Order, Errors]:
+    errors: Errors = []
+    codings = []
+    for i, coding in enumerate(order.codes):
+        key, problems = _coding(entry.doc, (*entry.loc, "codes", i), coding.system, coding.code)
+        errors += problems
+        if key is not None:
+            codings.append(coding.model_copy(update={"system": key[0]}))
+    cpt = resolve_system("cpt")
+    if any(c.system == cpt for c in codings) and codings[0].system != cpt:
+        errors.append(entry.error(("codes",), "the CPT code must come first"))
+    body = order.body_site
+    if body is not None:
+        key, problems = _coding(entry.doc, (*entry.loc, "body_site"), body.system, body.code)
+        errors += problems
+        body = body.model_copy(update={"system": key[0]}) if key else None
+    return order.model_copy(update={"codes": codings, "body_site": body}), errors
+
+
+def compile_orders(files: RuleFiles) -> tuple[dict[str, m.Order], Errors]:
+    items, errors = _validated(files, "orders", m.Order)
+    out: dict[str, m.Order] = {}
+    for name, (entry, spec) in items.items():
+        out[name], problems = _order(entry, spec)
+        errors += problems
+    return out, errors
+
+
+def _finding_refs(refs: Refs, entry: Entry, spec: m.Finding) -> Errors:
+    errors = refs.check(entry, ("valueset",), spec.valueset, "valuesets")
+    errors += refs.check(entry, ("body_site",), spec.body_site, "valuesets")
+    findings = refs.files.sections["findings"]
+    for i, other in enumerate(spec.side_of):
+        errors += refs.check(entry, ("side_of", i), other, "findings")
+        raw = findings[other].value if other in findings else None
+        if isinstance(raw, dict) and raw.get("side_of"):
+            errors.append(entry.error(("side_of", i),
+                                      f"`{other}` has its own `side_of`; nest one level only"))
+    return errors
+
+
+def compile_findings(files: RuleFiles, valuesets: Mapping[str, frozenset[CodeKey]]
+                     ) -> tuple[dict[str, CompiledFinding], Errors]:
+    """Findings with their codes resolved; a finding whose value sets are bad is left out."""
+    items, errors = _validated(files, "findings", m.Finding)
+    refs = Refs(files)
+    out: dict[str, CompiledFinding] = {}
+    for name, (entry, spec) in items.items():
+        problems = _finding_refs(refs, entry, spec)
+        errors += problems
+        body_ok = spec.body_site is None or spec.body_site in valuesets
+        if not problems and spec.valueset in valuesets and body_ok:
+            body = valuesets[spec.body_site] if spec.body_site else None
+            out[name] = CompiledFinding(name, spec, valuesets[spec.valueset], body)
+    return out, errors
+
+
+def code_index(findings: Mapping[str, CompiledFinding]) -> dict[CodeKey, tuple[str, ...]]:
+    """Code -> the findings that name it, so a request looks only at resources some rule uses."""
+    index: dict[CodeKey, list[str]] = {}
+    for name, finding in findings.items():
+        for key in finding.codes:
+            index.setdefault(key, []).append(name)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _derived_refs(refs: Refs, entry: Entry, spec: Any) -> Errors:
+    if isinstance(spec, m.DurationSinceOnset):
+        pairs = [(("findings", i), f) for i, f in enumerate(spec.findings)]
+        pairs += [(("fallback", i), f) for i, f in enumerate(spec.fallback)]
+    else:
+        pairs = [((k,), getattr(spec, k)) for k in ("procedure", "pain_score", "reported")]
+    return [e for sub, name in pairs for e in refs.check(entry, sub, name, "findings")]
+
+
+def compile_derived(files: RuleFiles) -> tuple[
+        tuple[dict[str, m.DurationSinceOnset], dict[str, m.PercentRelief]], Errors]:
+    """Derived facts by kind (durations since onset, percent relief)."""
+    errors: Errors = []
+    refs = Refs(files)
+    durations: dict[str, m.DurationSinceOnset] = {}
+    reliefs: dict[str, m.PercentRelief] = {}
+    for name, entry in files.sections["derived"].items():
+        raw = entry.value
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        model = m.DERIVED_KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            errors.append(entry.error(("kind",), f"`kind` must be one of {list(m.DERIVED_KINDS)}",
+                                      did_you_mean(str(kind), m.DERIVED_KINDS)))
+            continue
+        spec, problems = validate(entry.doc, model, raw, entry.loc)
+        errors += problems
+        if spec is None:
+            continue
+        errors += _derived_refs(refs, entry, spec)
+        target = durations if isinstance(spec, m.DurationSinceOnset) else reliefs
+        target[name] = spec
+    return (durations, reliefs), errors
+
+
+def check_namespace(files: RuleFiles) -> Errors:
+    """Findings, conditions, scores and derived facts are named in one namespace."""
+    seen: dict[str, str] = {}
+    errors: Errors = []
+    for section in ("findings", "conditions", "scores", "derived"):
+        for name, entry in files.sections[section].items():
+            if name in seen:
+                errors.append(entry.error((), f"`{name}` is also a {seen[name]}",
+                                          "findings, conditions, scores and derived facts "
+                                          "share one namespace"))
+            seen[name] = section
+    return errors
+
+
+def compile_conditions(files: RuleFiles, names: Names) -> tuple[dict[str, Node], Errors]:
+    """Named conditions parsed once; one that (indirectly) uses itself is an error."""
+    errors: Errors = []
+    out: dict[str, Node] = {}
+    for name, entry in files.sections["conditions"].items():
+        node = parse_condition(entry.value, entry.loc, entry.doc, names, errors)
+        if node is not None:
+            out[name] = node
+    for name, node in out.items():
+        if _uses_itself(name, node, out):
+            errors.append(files.sections["conditions"][name].error(
+                (), f"condition `{name}` refers to itself"))
+    return out, errors
+
+
+def _uses_itself(name: str, node: Node, conditions: Mapping[str, Node]) -> bool:
+    """A named condition reaching itself would recurse forever at request time."""
+    seen: set[str] = set()
+    frontier = named_references(node)
+    while frontier:
+        if name in frontier:
+            return True
+        seen |= frontier
+        frontier = set().union(*(named_references(conditions[n]) for n in frontier
+                                 if n in conditions)) - seen
+    return False
+
+
+def compile_scores(files: RuleFiles, names: Names) -> tuple[dict[str, ScoreDef], Errors]:
+    items, errors = _validated(files, "scores", m.Score)
+    out: dict[str, ScoreDef] = {}
+    for name, (entry, spec) in items.items():
+        comps = []
+        for i, comp in enumerate(spec.components):
+            node = parse_condition(comp.when, (*entry.loc, "components", i, "when"), entry.doc,
+                                   names, errors)
+            if node is not None:
+                comps.append((comp, node))
+        out[name] = ScoreDef(name, spec.title, tuple(comps))
+    return out, errors
