@@ -43,16 +43,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     now = _parse_time(args.at)
-    raw = parse_json_body(Path(args.request).read_bytes())
-    body = fixtures.render(raw, now, source=args.request)
-    hook = body.get("hook") if isinstance(body, dict) else None
-    services = [s for s in load_services(settings.hooks_dir) if s.hook == hook or s.id == args.service]
-    if not services:
-        print(f"error: no service answers hook {hook!r}", file=sys.stderr)
+    services = {s.id: s for s in load_services(settings.hooks_dir)}
+    if args.service is not None and args.service not in services:
+        print(f"error: no service `{args.service}`; the services are: {', '.join(sorted(services))}",
+              file=sys.stderr)
         return 2
-    service = services[0]
+    try:
+        raw = Path(args.request).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read the request file {args.request}: {exc.strerror}", file=sys.stderr)
+        return 2
     fhir = FhirClient(timeout_s=settings.fhir_timeout_s, deadline_s=settings.fhir_deadline_s)
     try:
+        body = fixtures.render(parse_json_body(raw), now, source=args.request)
+        hook = body.get("hook") if isinstance(body, dict) else None
+        service = services.get(args.service) if args.service else next(
+            (s for s in services.values() if s.hook == hook), None)
+        if service is None:
+            print(f"error: no service answers hook {hook!r}", file=sys.stderr)
+            return 2
         request = parse_hook_request(body, service)
         answer = answer_hook(service, request, ruleset=load_ruleset(settings.rules_dir), now=now, fhir=fhir)
     except CdsError as exc:

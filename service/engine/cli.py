@@ -9,17 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from service.config import Settings
 from service.engine.casetests import run_all
 from service.engine.evaluate import Evaluation, evaluate
 from service.engine.ruleset import RuleSet, load_ruleset
 from service.yamlsource import ConfigFileError
 
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
-
 
 def _load(args: argparse.Namespace) -> RuleSet | None:
+    # The directory the server would read, so "ok" means the server accepts this set.
+    rules_dir = args.rules or Settings.from_env().rules_dir
     try:
-        return load_ruleset(args.rules)
+        return load_ruleset(rules_dir)
     except ConfigFileError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -131,8 +132,8 @@ def register(subparsers: Any) -> None:
         ("explain", _explain, "show facts, scores and the rule trace for a Bundle"),
     ):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--rules", type=Path, default=DEFAULT_RULES,
-                         help="rules directory (default: the bundled rules/)")
+        cmd.add_argument("--rules", type=Path, default=None,
+                         help="rules directory (default: SPINEHIP_RULES_DIR, else the bundled rules)")
         cmd.set_defaults(func=func)
         if name == "explain":
             cmd.add_argument("bundle", help="a FHIR Bundle JSON file (date tokens allowed)")

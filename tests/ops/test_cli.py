@@ -1,0 +1,129 @@
+"""The ``spinehip`` commands a new user and an admin type first, through the real entry point.
+
+The admin tools must read the same rule directory the server reads (``SPINEHIP_RULES_DIR``), so
+"ok" means the server will accept the set; ``evaluate`` answers with the service asked for and
+says clearly what is wrong with its arguments, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+from service.config import PROJECT_ROOT
+
+REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
+BUNDLE = PROJECT_ROOT / "fixtures" / "patients" / "s01-sciatica-8-weeks.json"
+AT = "2026-06-01T12:00:00Z"
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def spinehip(monkeypatch, capsys):
+    """Run ``spinehip ARGS`` in ``cwd`` with only ``env`` as its SPINEHIP_* settings."""
+
+    def run(*args: str, cwd: Path, **env: str) -> Done:
+        for name in [n for n in os.environ if n.startswith("SPINEHIP_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Done(code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture
+def site_rules(tmp_path: Path) -> Path:
+    """A site's own copy of the rules, distinguishable by its version."""
+    rules = tmp_path / "site-rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    main = rules / "ruleset.yaml"
+    text = main.read_text()
+    version_line = next(line for line in text.splitlines() if line.startswith("version:"))
+    main.write_text(text.replace(version_line, "version: 9.9.9-site"))
+    return rules
+
+
+@pytest.fixture
+def broken_rules(site_rules: Path) -> Path:
+    (site_rules / "rules" / "r99-typo.yaml").write_text("rules:\n  - id: R99\n    whem: ces_sign\n")
+    return site_rules
+
+
+@pytest.mark.parametrize("command", [["check"], ["test"], ["explain", str(BUNDLE), "--at", AT]])
+def test_rules_commands_read_the_servers_rule_directory(spinehip, command, site_rules, tmp_path) -> None:
+    done = spinehip("rules", *command, cwd=tmp_path, SPINEHIP_RULES_DIR=str(site_rules))
+    assert done.returncode == 0, done.stderr
+    if command[0] != "test":
+        assert "9.9.9-site+" in done.stdout
+
+
+@pytest.mark.parametrize("command", [["check"], ["test"], ["explain", str(BUNDLE)]])
+def test_rules_commands_refuse_the_set_the_server_would_refuse(
+    spinehip, command, broken_rules, tmp_path
+) -> None:
+    done = spinehip("rules", *command, cwd=tmp_path, SPINEHIP_RULES_DIR=str(broken_rules))
+    assert done.returncode == 1
+    assert "r99-typo.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_rules_option_wins_over_the_environment(spinehip, broken_rules, tmp_path) -> None:
+    done = spinehip("rules", "check", "--rules", str(PROJECT_ROOT / "rules"), cwd=tmp_path,
+                    SPINEHIP_RULES_DIR=str(broken_rules))
+    assert done.returncode == 0, done.stderr
+    assert "9.9.9-site" not in done.stdout
+
+
+def test_evaluate_answers_with_the_service_asked_for(spinehip, tmp_path) -> None:
+    done = spinehip("evaluate", str(REQUEST), "--at", AT, "--service", "spinehip-patient-view",
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cards"]
+
+
+def test_evaluate_with_another_hooks_service_refuses_as_the_api_does(spinehip, tmp_path) -> None:
+    """A patient-view request sent to the encounter-start service: the API answers 400 on `hook`."""
+    done = spinehip("evaluate", str(REQUEST), "--at", AT, "--service", "spinehip-encounter-start",
+                    cwd=tmp_path)
+    assert done.returncode == 1
+    outcome = json.loads(done.stdout)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "spinehip-encounter-start" in json.dumps(outcome) and "hook" in json.dumps(outcome)
+
+
+def test_evaluate_rejects_an_unknown_service_id_naming_the_real_ones(spinehip, tmp_path) -> None:
+    done = spinehip("evaluate", str(REQUEST), "--at", AT, "--service", "patient-view", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "patient-view" in done.stderr and "spinehip-patient-view" in done.stderr
+    assert "Traceback" not in done.stderr and not done.stdout
+
+
+def test_evaluate_names_a_missing_request_file_without_a_traceback(spinehip, tmp_path) -> None:
+    done = spinehip("evaluate", str(tmp_path / "no-such.json"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no-such.json" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_evaluate_names_a_request_file_that_is_not_json(spinehip, tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    done = spinehip("evaluate", str(bad), cwd=tmp_path)
+    assert done.returncode in (1, 2)
+    assert "Traceback" not in done.stderr
+    assert "bad.json" in done.stderr or "JSON" in (done.stdout + done.stderr)
