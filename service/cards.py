@@ -131,6 +131,8 @@ def _evidence_line(e: Any) -> str:
         line += ": recorded as absent"
     if e.tentative:
         line += ": preliminary or unconfirmed, counted for red flags only"
+    if e.doubts:
+        line += f": uncertain ({', '.join(e.doubts)}), counted for red flags only"
     return line
 
 
@@ -141,6 +143,10 @@ def detail_markdown(decision: Decision) -> str:
     if decision.tentative:
         lines += ["", "_Some of this data is preliminary or unconfirmed; it is counted because "
                       "a red flag must not be missed. Confirm it._"]
+    if decision.uncertain:
+        lines += ["", "_Some of this data is uncertain (no usable date, no status, or text "
+                      "without a code); it is counted because a red flag must not be missed. "
+                      "Check the record named above._"]
     cited = "; ".join(s.title for s in decision.sources)
     lines += ["", f"Sources: {cited}."]
     return "\n".join(lines)

@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from service import fixtures_load, report
 from service.config import Settings
 from service.engine import cli as engine_cli
+from service.engine.dates import instant_or_now
 from service.yamlsource import ConfigFileError
 
 
@@ -22,13 +22,6 @@ def _serve(args: argparse.Namespace) -> int:
     from service.server import run_gunicorn
 
     return run_gunicorn(host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
-
-
-def _parse_time(raw: str | None) -> datetime:
-    if raw is None:
-        return datetime.now(UTC)
-    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -42,7 +35,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from service.pipeline import answer_hook
 
     settings = Settings.from_env()
-    now = _parse_time(args.at)
+    now = instant_or_now(args.at)
     services = {s.id: s for s in load_services(settings.hooks_dir)}
     if args.service is not None and args.service not in services:
         print(f"error: no service `{args.service}`; the services are: {', '.join(sorted(services))}",
@@ -70,6 +63,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     finally:
         fhir.close()
     print(json.dumps(answer.body, indent=2))
+    for kind in ("excluded", "uncertain"):
+        counts = answer.quality[kind]
+        if counts:
+            listed = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+            print(f"records {kind}: {listed}", file=sys.stderr)
     return 0
 
 

@@ -21,11 +21,11 @@ from typing import Any
 import requests
 
 from service.config import Settings
+from service.engine.binding import FHIR_ID
 from service.fixtures import FixtureError, load_bundle
 
 FHIR_JSON = "application/fhir+json"
 TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9\-.]{1,24}$")
 
 
@@ -91,7 +91,7 @@ def reference_targets(
                 f"{source}: entry {index} needs a resource with resourceType and id (PUT by id)"
             )
         new_id = _suffixed(resource_id, suffix)
-        if not _FHIR_ID.match(new_id):
+        if not FHIR_ID.fullmatch(new_id):
             raise FixtureLoadError(f"{source}: entry {index}: {new_id!r} is not a valid FHIR id")
         new_ref = f"{kind}/{new_id}"
         if f"{kind}/{resource_id}" in targets:

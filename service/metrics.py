@@ -15,7 +15,7 @@ those of FHIR R4 (else ``other``), statuses the standard HTTP codes (else their 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -30,8 +30,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from service.engine.binding import EXCLUSION_REASONS, UNREADABLE
 from service.fhir_spec import R4_RESOURCE_TYPES
 from service.store.audit import card_topic
+
+OPERATION_OUTCOME = "fhir-operation-outcome"
 
 # Seconds; CDS Hooks calls are meant to answer well under a second, FHIR reads a little slower.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -68,6 +71,12 @@ FHIR_SECONDS = Histogram(
     "FHIR fallback read latency by resource type.",
     ["resource"],
     buckets=LATENCY_BUCKETS,
+)
+RECORDS_EXCLUDED = Counter(
+    "spinehip_records_excluded_total",
+    "Records the EHR sent that were not evaluated, by reason (a fixed set), and the EHR's "
+    "OperationOutcomes.",
+    ["reason"],
 )
 RULE_RELOADS = Counter(
     "spinehip_rule_reloads_total",
@@ -129,6 +138,15 @@ def observe_answer(service_id: str, cards: list[dict], evaluation: Any, seconds:
     for decision in evaluation.decisions:
         if decision.mode == "shadow":
             count_shadow_decision(decision.rule_id)
+
+
+def count_data_quality(quality: Mapping[str, Any]) -> None:
+    """Excluded records by reason; any reason outside the fixed set is counted as unreadable."""
+    for reason, count in quality["excluded"].items():
+        label = reason if reason in EXCLUSION_REASONS else UNREADABLE
+        RECORDS_EXCLUDED.labels(reason=label).inc(count)
+    if quality.get("operationOutcomes"):
+        RECORDS_EXCLUDED.labels(reason=OPERATION_OUTCOME).inc(quality["operationOutcomes"])
 
 
 def count_rule_reload(*, success: bool) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +18,8 @@ from service.cdshooks.services import CdsService
 from service.engine import Evaluation, RuleSet, evaluate
 from service.fhir_client import FhirClient
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class HookAnswer:
@@ -22,6 +27,40 @@ class HookAnswer:
     evaluation: Evaluation
     data: ResolvedData
     evaluation_ms: float
+    quality: dict[str, Any]
+
+
+def _outcome_issues(outcomes: list[dict[str, Any]]) -> Counter[str]:
+    """severity/code of every issue in the EHR's OperationOutcomes (no free text: it may
+    name the patient)."""
+    found: Counter[str] = Counter()
+    for outcome in outcomes:
+        for issue in outcome.get("issue") or [{}]:
+            if isinstance(issue, dict):
+                found[f"{issue.get('severity', '?')}/{issue.get('code', '?')}"] += 1
+    return found
+
+
+def data_quality(data: ResolvedData, evaluation: Evaluation) -> dict[str, Any]:
+    """What the EHR sent that could not be used as sent, per reason, for the response and logs."""
+    excluded = Counter(data.excluded) + Counter(evaluation.data_quality["excluded"])
+    quality: dict[str, Any] = {"excluded": dict(sorted(excluded.items())),
+                               "uncertain": dict(evaluation.data_quality["uncertain"])}
+    if data.outcomes:
+        quality["operationOutcomes"] = len(data.outcomes)
+    return quality
+
+
+def _log_quality(quality: Mapping[str, Any], issues: Counter[str]) -> None:
+    if quality["excluded"]:
+        log.warning("records excluded from evaluation: %s", ", ".join(
+            f"{reason}={n}" for reason, n in quality["excluded"].items()))
+    if quality["uncertain"]:
+        log.info("uncertain records counted for red flags: %s", ", ".join(
+            f"{reason}={n}" for reason, n in quality["uncertain"].items()))
+    if issues:
+        log.warning("FHIR OperationOutcome issues from the EHR: %s", ", ".join(
+            f"{issue}={n}" for issue, n in sorted(issues.items())))
 
 
 def answer_hook(
@@ -44,14 +83,19 @@ def answer_hook(
         hook=request.hook,
         draft_orders=request.draft_orders,
         selections=request.selections,
+        patient_id=request.patient_id,
     )
     rendered = render_cards(evaluation, patient_id=request.patient_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    quality = data_quality(data, evaluation)
+    _log_quality(quality, _outcome_issues(data.outcomes))
     extension = {
         EXTENSION_KEY: {
             "rulesetVersion": evaluation.ruleset_version,
             "dataSources": data.sources,
             "skippedDraftOrders": request.skipped_draft_orders,
+            "dataQuality": quality,
         }
     }
-    return HookAnswer(finalize_response(rendered, extension), evaluation, data, elapsed_ms)
+    return HookAnswer(finalize_response(rendered, extension), evaluation, data, elapsed_ms,
+                      quality)

@@ -9,6 +9,7 @@ the caller gets a 412 naming the keys: guessing without the data could miss a re
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import quote
 from service.cdshooks.errors import CdsError
 from service.cdshooks.request import HookRequest
 from service.cdshooks.services import TOKEN, CdsService
+from service.engine.binding import exclusion
 from service.fhir_client import FetchResult, FhirClient, FhirFetchError, bundle_resources, next_link
 
 _USER_TYPE = {
@@ -35,6 +37,8 @@ class ResolvedData:
     resources: list[dict[str, Any]] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # key -> prefetch | null | fhir | demo
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    # Records not evaluated, by reason (engine.binding.EXCLUSION_REASONS): never their ids.
+    excluded: Counter[str] = field(default_factory=Counter)
 
     @property
     def fetched_keys(self) -> list[str]:
@@ -67,6 +71,26 @@ def _classify(value: Any) -> str:
     return "resource"
 
 
+def asked_type(template: str) -> str | None:
+    """The resource type a prefetch template or query asks for (``Condition?...``,
+    ``Patient/{{context.patientId}}``, or an absolute next-page URL: unknown)."""
+    head = re.split(r"[/?]", template, maxsplit=1)[0]
+    return head if re.fullmatch(r"[A-Z][A-Za-z]+", head) else None
+
+
+def _bound(resources: Iterable[dict[str, Any]], request: HookRequest, expected: str | None,
+           data: ResolvedData) -> list[dict[str, Any]]:
+    """Only the context patient's resources of the type the query asked for (§2.0.1)."""
+    out = []
+    for resource in resources:
+        reason = exclusion(resource, request.patient_id, expected)
+        if reason:
+            data.excluded[reason] += 1
+        else:
+            out.append(resource)
+    return out
+
+
 def _merge(resources: Iterable[dict[str, Any]], into: dict[Any, dict[str, Any]]) -> None:
     """De-duplicate by type and id: several keys (and pages) may return the same resource."""
     for resource in resources:
@@ -94,6 +118,7 @@ def resolve_prefetch(
     merged: dict[Any, dict[str, Any]] = {}
     supplied = request.prefetch or {}
     to_fetch: dict[str, str] = {}
+    expected = {key: asked_type(template) for key, template in service.prefetch.items()}
     for key, template in service.prefetch.items():
         if key not in supplied:
             to_fetch[key] = render_template(template, request)
@@ -111,25 +136,25 @@ def resolve_prefetch(
             # A paged prefetch: the rest must come from the server, or red flags could be missed.
             to_fetch[key] = rest
             resources, outcomes = bundle_resources(value)
-            _merge(resources, merged)
+            _merge(_bound(resources, request, expected[key], data), merged)
             data.outcomes.extend(outcomes)
         else:
             resources, outcomes = (
                 bundle_resources(value) if value["resourceType"] == "Bundle" else ([value], [])
             )
-            _merge(resources, merged)
+            _merge(_bound(resources, request, expected[key], data), merged)
             data.outcomes.extend(outcomes)
             data.sources[key] = "prefetch"
 
     if to_fetch and demo is not None:
         demo_resources = demo(request.patient_id)
         if demo_resources is not None:
-            _merge(demo_resources, merged)
+            _merge(_bound(demo_resources, request, None, data), merged)
             data.sources.update(dict.fromkeys(to_fetch, "demo"))
             to_fetch = {}
 
     if to_fetch:
-        _fetch_missing(request, to_fetch, fhir, fhir_policy, data, merged)
+        _fetch_missing(request, to_fetch, expected, fhir, fhir_policy, data, merged)
     data.resources = list(merged.values())
     return data
 
@@ -137,6 +162,7 @@ def resolve_prefetch(
 def _fetch_missing(
     request: HookRequest,
     queries: Mapping[str, str],
+    expected: Mapping[str, str | None],
     fhir: FhirClient | None,
     fhir_policy: FhirPolicy | None,
     data: ResolvedData,
@@ -164,7 +190,7 @@ def _fetch_missing(
             failures.append((f"prefetch.{key}", f"could not fetch `{key}` from fhirServer: {result}"))
             continue
         assert isinstance(result, FetchResult)
-        _merge(result.resources, merged)
+        _merge(_bound(result.resources, request, expected[key], data), merged)
         data.outcomes.extend(result.outcomes)
         data.sources[key] = "fhir"
     if failures:

@@ -6,7 +6,6 @@ so the EHR integrator sees what to fix instead of an empty card list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,9 @@ import orjson
 from service.cdshooks.errors import CdsError
 from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
+from service.engine.binding import FHIR_ID, REFERENCE
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
-REFERENCE = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_DEPTH = DEFAULT_MAX_DEPTH
 
 
@@ -142,14 +140,14 @@ def _check_context(spec_name: str, context: dict[str, Any]) -> None:
             if f.required:
                 raise CdsError(400, f"`{where}` is required for {spec_name}", field=where, code="required")
             continue
-        if f.kind == "id" and (not isinstance(value, str) or not FHIR_ID.match(value)):
+        if f.kind == "id" and (not isinstance(value, str) or not FHIR_ID.fullmatch(value)):
             raise CdsError(400, f"`{where}` must be a bare FHIR id (no `/`)", field=where)
-        if f.kind == "reference" and (not isinstance(value, str) or not REFERENCE.match(value)):
+        if f.kind == "reference" and (not isinstance(value, str) or not REFERENCE.fullmatch(value)):
             raise CdsError(400, f"`{where}` must be a reference like `Practitioner/123`", field=where)
         if f.kind == "references" and (
             not isinstance(value, list)
             or not value
-            or not all(isinstance(v, str) and REFERENCE.match(v) for v in value)
+            or not all(isinstance(v, str) and REFERENCE.fullmatch(v) for v in value)
         ):
             raise CdsError(400, f"`{where}` must be a non-empty array of `Type/id` references", field=where)
 

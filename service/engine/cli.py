@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from service.config import Settings
 from service.engine.casetests import run_all
+from service.engine.dates import instant_or_now
 from service.engine.evaluate import Evaluation, evaluate
 from service.engine.ruleset import RuleSet, load_ruleset
 from service.yamlsource import ConfigFileError
@@ -58,13 +58,6 @@ def _test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _parse_time(raw: str | None) -> datetime:
-    if raw is None:
-        return datetime.now(UTC)
-    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def explain_text(ev: Evaluation) -> str:
     """The trace laid out for a person: facts, derived values, then every rule's outcome."""
     trace: dict[str, Any] = ev.trace
@@ -108,7 +101,7 @@ def _explain(args: argparse.Namespace) -> int:
     ruleset = _load(args)
     if ruleset is None:
         return 1
-    now = _parse_time(args.at)
+    now = instant_or_now(args.at)
     try:
         bundle = fixtures.load_bundle(args.bundle, now)
     except (OSError, ValueError) as exc:

@@ -15,6 +15,11 @@ LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 FINDING = "http://spinehip-cds.org/fhir/CodeSystem/finding"
 OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+YES_NO = "http://terminology.hl7.org/CodeSystem/v2-0136"
+# Value-set keys that are not codes: a family of ICD-10-CM codes, a phrase naming a finding.
+FAMILY_MARK = "~"
+TEXT = "urn:spinehip-cds:text-phrase"
+ICD10CM_FAMILY = re.compile(r"[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?(-[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?)?")
 
 # Short names an admin writes in a rule file -> canonical system URI.
 SYSTEM_ALIASES: dict[str, str] = {

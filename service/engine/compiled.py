@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from service.engine import model as m
+from service.engine.codes import FAMILY_MARK, ICD10CM, TEXT
 from service.engine.conditions import Node
 
 CodeKey = tuple[str, str]
@@ -84,3 +86,14 @@ class RuleSet:
     def full_version(self) -> str:
         """The version an admin wrote plus a content hash, so an unbumped edit is still visible."""
         return f"{self.version}+{self.content_hash[:8]}"
+
+    @cached_property
+    def families(self) -> tuple[str, ...]:
+        """ICD-10-CM families the value sets name (``Z85``, ``M16.2-M16.9``)."""
+        return tuple(sorted(c[len(FAMILY_MARK):] for s, c in self.code_index
+                            if s == ICD10CM and c.startswith(FAMILY_MARK)))
+
+    @cached_property
+    def texts(self) -> tuple[str, ...]:
+        """Lower-case phrases that name a finding in a record with no usable code."""
+        return tuple(sorted(c for s, c in self.code_index if s == TEXT))

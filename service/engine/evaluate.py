@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.engine import dates
 from service.engine import model as m
+from service.engine.codes import TEXT
 from service.engine.conditions import OPERATORS as OPS
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
 from service.engine.facts import Fact, FactBase, normalise
+from service.engine.laterality import BOTH, combine
 from service.engine.ruleset import CompiledRule, RuleSet
 
 RED_FLAG_ONLY_NOTE = "counted for red flags only"
@@ -33,11 +36,14 @@ class Evidence:
     laterality: str | None
     resource_type: str
     coding: tuple[str, str] | None
+    doubts: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, fact: Fact, finding: str) -> Evidence:
+    def of(cls, fact: Fact, finding: str, doubts: tuple[str, ...] = ()) -> Evidence:
+        coding = next((c for c in fact.codes if c[0] != TEXT and not c[1].startswith("~")),
+                      None)
         return cls(fact.ref, finding, fact.display, fact.date_text, fact.tentative, fact.present,
-                   fact.laterality, fact.resource_type, fact.codes[0] if fact.codes else None)
+                   fact.laterality, fact.resource_type, coding, doubts)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ref": self.ref, "finding": self.finding, "display": self.display}
@@ -45,6 +51,8 @@ class Evidence:
             out["date"] = self.date
         if self.tentative:
             out["note"] = RED_FLAG_ONLY_NOTE
+        if self.doubts:
+            out["uncertain"] = list(self.doubts)
         if not self.present:
             out["absent"] = True
         if self.laterality:
@@ -81,6 +89,10 @@ class Decision:
     def tentative(self) -> bool:
         return any(e.tentative for e in self.evidence)
 
+    @property
+    def uncertain(self) -> bool:
+        return any(e.doubts for e in self.evidence)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -89,6 +101,9 @@ class Evaluation:
     ruleset_version: str
     pama: Mapping[str, str] = field(default_factory=dict)
     drafts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # {"excluded": {reason: records}, "uncertain": {date|status|uncoded: records}}
+    data_quality: Mapping[str, Mapping[str, int]] = field(
+        default_factory=lambda: {"excluded": {}, "uncertain": {}})
 
     @property
     def active(self) -> tuple[Decision, ...]:
@@ -119,6 +134,7 @@ class _Evaluator:
         self.now = now
         self.hook = hook
         self._matches: dict[str, list[Fact]] = {}
+        self._doubts: dict[tuple[str, str], tuple[str, ...]] = {}
         self._scores: dict[str, tuple[float, list[Evidence], list[dict[str, Any]]]] = {}
         self._durations: dict[str, tuple[timedelta | None, list[Evidence]]] = {}
         self._reliefs: dict[str, Relief | None] = {}
@@ -130,9 +146,27 @@ class _Evaluator:
             self._matches[name] = self._match(name)
         return self._matches[name]
 
+    def evidence(self, fact: Fact, name: str) -> Evidence:
+        return Evidence.of(fact, name, self._doubts.get((name, fact.ref), ()))
+
+    def _in_window(self, fact: Fact, spec: m.Finding) -> bool:
+        """Inside the finding's window; an uncertain date is only for red flags, and then
+        counts unless the date surely falls outside (§2.0.1)."""
+        assert spec.within is not None
+        if fact.date_doubt and spec.statuses == "routine":
+            return False
+        if fact.date_doubt in (dates.MISSING, dates.UNREADABLE, dates.FUTURE) \
+                or fact.when is None or fact.until is None:
+            return True
+        earliest, latest = self.now - spec.within, self.now + timedelta(days=1)
+        if fact.when == fact.until:  # an instant
+            return earliest <= fact.when <= latest
+        return fact.when <= latest and fact.until > earliest  # a day, month or year
+
     def _match(self, name: str) -> list[Fact]:
         finding = self.rs.findings[name]
         spec = finding.spec
+        red_flag = spec.statuses == "red-flag"
         candidates: dict[int, Fact] = {}
         for key in finding.codes:
             for fact in self.facts.by_code.get(key, ()):
@@ -143,28 +177,42 @@ class _Evaluator:
                 continue
             if fact.draft != (spec.source == "draft-orders"):
                 continue
-            if fact.tentative and spec.statuses == "routine":
+            if (fact.tentative or fact.doubts) and not red_flag:
                 continue
-            if fact.resource_type == "Condition" and not fact.current and not spec.history:
+            # A resolved condition still counts for a windowed red flag when it began in the
+            # window; it never feeds current pattern scores (§2.0.1).
+            if fact.resource_type == "Condition" and not fact.current and not spec.history \
+                    and not (red_flag and spec.within is not None and fact.date_doubt is None):
                 continue
             if fact.present != (spec.presence == "present"):
                 continue
-            if spec.within is not None and (
-                fact.when is None or fact.when < self.now - spec.within
-                or fact.when > self.now + timedelta(days=1)
-            ):
+            if spec.within is not None and not self._in_window(fact, spec):
                 continue
             if spec.value is not None and not _value_ok(fact, spec.value):
                 continue
             if finding.body_sites is not None and not finding.body_sites & fact.body_sites:
                 continue
-            if spec.laterality is not None and fact.laterality != spec.laterality:
+            if spec.laterality not in (None, BOTH) and fact.laterality != spec.laterality:
                 continue
             if spec.side_of and not self._same_side(fact, spec.side_of):
                 continue
             out.append(fact)
+        if spec.laterality == BOTH and combine(f.laterality for f in out) != BOTH:
+            out = []
         out.sort(key=lambda f: (f.when is None, f.when), reverse=False)
+        for fact in out:
+            doubts = fact.doubts
+            if spec.within is not None and fact.date_doubt:
+                doubts = (fact.date_doubt, *doubts)
+            if doubts:
+                self._doubts[(name, fact.ref)] = doubts
         return out
+
+    def red_flag_evidence(self) -> list[Evidence]:
+        """Every present red-flag finding, certain or uncertain, whether or not a rule fired."""
+        return [self.evidence(f, name) for name, finding in self.rs.findings.items()
+                if finding.spec.statuses == "red-flag" and finding.spec.source == "record"
+                for f in self.matches(name)]
 
     def _same_side(self, fact: Fact, findings: Sequence[str]) -> bool:
         """False only when both sides are known and differ: an injection of the other hip
@@ -194,10 +242,12 @@ class _Evaluator:
             spec = self.rs.durations[name]
             result: tuple[timedelta | None, list[Evidence]] = (None, [])
             for group in (spec.findings, spec.fallback):
-                dated = [(f, n) for n in group for f in self.matches(n) if f.when is not None]
+                # An uncertain or future onset is an unknown duration (§2.0.1).
+                dated = [(f, n) for n in group for f in self.matches(n)
+                         if f.sure_when is not None]
                 if dated:
                     fact, finding = min(dated, key=lambda p: p[0].when)
-                    result = (self.now - fact.when, [Evidence.of(fact, finding)])
+                    result = (self.now - fact.when, [self.evidence(fact, finding)])
                     break
             self._durations[name] = result
         return self._durations[name]
@@ -211,13 +261,13 @@ class _Evaluator:
         procedures = sorted((f for f in self.matches(spec.procedure) if f.when is not None),
                             key=lambda f: f.when, reverse=True)
         for proc in procedures:
-            proc_ev = Evidence.of(proc, spec.procedure)
+            proc_ev = self.evidence(proc, spec.procedure)
             if spec.reported:
                 reported = [f for f in self.matches(spec.reported)
                             if proc.ref in f.part_of and f.value is not None]
                 if reported:
                     latest = max(reported, key=lambda f: (f.when is not None, f.when))
-                    return Relief(latest.value, [proc_ev, Evidence.of(latest, spec.reported)],
+                    return Relief(latest.value, [proc_ev, self.evidence(latest, spec.reported)],
                                   proc.laterality)
             scores = [f for f in self.matches(spec.pain_score)
                       if f.value is not None and f.when is not None
@@ -232,8 +282,8 @@ class _Evaluator:
             if before.value <= 0 or before.value < spec.min_before_score:
                 continue
             percent = (before.value - after.value) / before.value * 100
-            return Relief(percent, [proc_ev, Evidence.of(before, spec.pain_score),
-                                    Evidence.of(after, spec.pain_score)], proc.laterality)
+            return Relief(percent, [proc_ev, self.evidence(before, spec.pain_score),
+                                    self.evidence(after, spec.pain_score)], proc.laterality)
         return None
 
     # ------------------------------------------------------------ conditions
@@ -243,7 +293,7 @@ class _Evaluator:
             if node.kind == "condition":
                 return self.truth(self.rs.conditions[node.name])
             facts = self.matches(node.name)
-            return bool(facts), [Evidence.of(f, node.name) for f in facts]
+            return bool(facts), [self.evidence(f, node.name) for f in facts]
         if isinstance(node, AllOf):
             evidence: list[Evidence] = []
             for child in node.children:
@@ -278,7 +328,7 @@ class _Evaluator:
             value, evidence = (relief.percent, relief.evidence) if relief else (None, [])
         else:
             facts = self.matches(node.name)
-            value, evidence = len(facts), [Evidence.of(f, node.name) for f in facts]
+            value, evidence = len(facts), [self.evidence(f, node.name) for f in facts]
         if value is None:
             return False, []
         ok = OPS[node.op](value, node.value)
@@ -330,10 +380,7 @@ def _value_ok(fact: Fact, compare: m.ValueCompare) -> bool:
 
 
 def _side(evidence: Iterable[Evidence]) -> str | None:
-    sides = {e.laterality for e in evidence if e.laterality and not e.ref.startswith("Service")}
-    if "both" in sides or {"left", "right"} <= sides:
-        return "both"
-    return next(iter(sides), None)
+    return combine(e.laterality for e in evidence if not e.ref.startswith("Service"))
 
 
 def _reasons(rule: m.Rule, evidence: Sequence[Evidence]) -> tuple[tuple[str, str, str], ...]:
@@ -425,13 +472,19 @@ def evaluate(
     hook: str = "patient-view",
     draft_orders: Any = (),
     selections: Sequence[str] = (),
+    patient_id: str | None = None,
 ) -> Evaluation:
-    """Run every enabled rule in precedence order; suppressed and ineligible rules are traced."""
+    """Run every enabled rule in precedence order; suppressed and ineligible rules are traced.
+
+    With ``patient_id``, records of anyone else are excluded before any rule sees them.
+    """
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
-    facts = normalise(ruleset, resources, draft_orders=draft_orders,
+    facts = normalise(ruleset, resources, now=now, patient_id=patient_id,
+                      draft_orders=draft_orders,
                       selections=selections if hook == "order-select" else ())
     ev = _Evaluator(ruleset, facts, now, hook)
+    red_flag_evidence = ev.red_flag_evidence()
     age = _age(facts, now)
     elig = ruleset.eligibility
     suppressed_by: dict[str, str] = {}
@@ -454,6 +507,9 @@ def evaluate(
         if age is None and elig.unknown_age == "red-flags-only" and not spec.red_flag:
             entry["status"] = "age unknown: red-flag rules only"
             continue
+        if facts.deceased:
+            entry["status"] = "patient deceased: no cards"
+            continue
         fired, evidence = ev.truth(rule.when)
         entry["fired"] = fired
         if not fired:
@@ -463,6 +519,11 @@ def evaluate(
         if spec.id in suppressed_by:
             entry["status"] = "suppressed"
             entry["suppressedBy"] = suppressed_by[spec.id]
+            continue
+        if red_flag_evidence and _advises_against_draft(rule):
+            # Never tell a clinician to cancel imaging while any red flag is recorded (§2.0.1).
+            entry["status"] = "withheld: red-flag evidence recorded"
+            entry["redFlagEvidence"] = [e.as_dict() for e in _dedupe(red_flag_evidence)]
             continue
         decision = _decide(ev, rule, evidence)
         decisions.append(decision)
@@ -484,7 +545,24 @@ def evaluate(
     }
     if pama:
         trace["pama"] = pama
-    return Evaluation(tuple(decisions), trace, ruleset.full_version, pama, drafts)
+    quality = {"excluded": dict(sorted(facts.excluded.items())),
+               "uncertain": _uncertain_counts(red_flag_evidence)}
+    return Evaluation(tuple(decisions), trace, ruleset.full_version, pama, drafts, quality)
+
+
+def _advises_against_draft(rule: CompiledRule) -> bool:
+    """A guard that would suggest deleting a draft or rate it not appropriate."""
+    return rule.spec.pama_rating == "not-appropriate" or any(
+        s.spec.delete_drafts for s in rule.suggestions)
+
+
+def _uncertain_counts(evidence: Iterable[Evidence]) -> dict[str, int]:
+    """Records counted although uncertain, per kind of doubt (each record once per kind)."""
+    kinds: dict[str, set[str]] = {}
+    for e in evidence:
+        for doubt in e.doubts:
+            kinds.setdefault(doubt.split()[0], set()).add(e.ref)
+    return {kind: len(refs) for kind, refs in sorted(kinds.items())}
 
 
 def _fact_trace(fact: Fact) -> dict[str, Any]:
@@ -496,6 +574,9 @@ def _fact_trace(fact: Fact) -> dict[str, Any]:
         out["absent"] = True
     if fact.tentative:
         out["note"] = RED_FLAG_ONLY_NOTE
+    doubts = tuple(d for d in (fact.date_doubt, *fact.doubts) if d)
+    if doubts:
+        out["uncertain"] = list(doubts)
     if not fact.current:
         out["current"] = False
     if fact.value is not None:

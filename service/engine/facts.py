@@ -1,23 +1,39 @@
 """FHIR R4 resources -> coded, dated facts, with the shared data-handling policy applied once.
 
-Input is plain dicts as parsed from JSON. A resource is looked at closely only when one of its
-codes appears in some value set of the rule set (the compiled code index); everything else is
-counted and passed over. Status filters, negation, dates and laterality are decided here so
-that no rule has to repeat them. A resource that cannot be read is skipped and reported in the
-trace; it never fails the request.
+The one normalisation layer of a request (clinical reference §2.0 and §2.0.1), run once before
+any rule. Input is plain dicts as parsed from JSON. Every resource is first bound to the context
+patient (binding); each place in it that can hold a finding (records) becomes a fact when one of
+its codes, written however the EHR wrote it (canonical), is in some value set. Dates (dates),
+values (values) and sides (laterality) are read by their own modules. A fact the policy cannot
+be sure of is kept and marked *uncertain* (date, status, uncoded): red-flag findings use it and
+say so, routine findings do not. What is excluded is counted by reason.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from service.engine.codes import OBSERVATION_INTERPRETATION, SNOMED
+from service.engine import binding, dates
+from service.engine.canonical import in_family
+from service.engine.codes import CPT, FAMILY_MARK, ICD10CM, LOINC, SNOMED, TEXT
+from service.engine.laterality import record_side
+from service.engine.records import places
 from service.engine.ruleset import CodeKey, RuleSet
-
-ABSENT = (SNOMED, "2667000")
+from service.engine.values import (
+    MEASURED,
+    UnreadableValue,
+    code_keys,
+    codings,
+    is_present,
+    measured_findings,
+    quantity,
+)
 
 OBSERVATION_IGNORED = frozenset({"entered-in-error", "cancelled", "unknown"})
 OBSERVATION_TENTATIVE = frozenset({"preliminary", "registered"})
@@ -25,9 +41,26 @@ CONDITION_IGNORED = frozenset({"entered-in-error", "refuted"})
 CONDITION_TENTATIVE = frozenset({"unconfirmed", "provisional", "differential"})
 CONDITION_CURRENT = frozenset({"active", "recurrence", "relapse"})
 REPORT_IGNORED = frozenset({"entered-in-error", "cancelled"})
-REPORT_TENTATIVE = frozenset({"registered", "partial", "preliminary"})
 PROCEDURE_COUNTED = frozenset({"completed"})
 ORDER_IGNORED = frozenset({"entered-in-error", "revoked"})
+
+STATUS_MISSING = "status missing"
+UNCODED = "uncoded"
+STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
+
+DATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Condition": ("onsetDateTime", "onsetPeriod", "onsetString", "onsetAge", "onsetRange",
+                  "recordedDate"),
+    "Observation": ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"),
+    "Procedure": ("performedDateTime", "performedPeriod", "performedString"),
+    "DiagnosticReport": ("effectiveDateTime", "effectivePeriod", "issued"),
+    "ImagingStudy": ("started",),
+    "ServiceRequest": ("authoredOn", "occurrenceDateTime"),
+}
+FACT_TYPES = frozenset(DATE_FIELDS)
+# A negation in the same clause before a phrase, or a word after it, makes a text say absent.
+_NEGATED_BEFORE = re.compile(r"\b(no|not|denies|denied|without|negative for|absence of)\b[^.;,]*$")
+_NEGATED_AFTER = re.compile(r"^[^.;,]*\b(negative|absent|excluded|ruled out|denied|not)\b")
 
 
 class UnreadableResource(ValueError):
@@ -36,7 +69,7 @@ class UnreadableResource(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One coded statement from one resource, ready for matching against findings."""
+    """One coded statement from one place in one resource, ready for matching."""
 
     ref: str
     resource_type: str
@@ -53,11 +86,16 @@ class Fact:
     laterality: str | None = None
     part_of: frozenset[str] = frozenset()
     draft: bool = False
+    until: datetime | None = None
+    date_doubt: str | None = None
+    doubts: tuple[str, ...] = ()
+    date_text: str | None = None
     resource: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
-    def date_text(self) -> str | None:
-        return self.when.date().isoformat() if self.when else None
+    def sure_when(self) -> datetime | None:
+        """The date, when it is sure enough to measure a duration from."""
+        return self.when if self.date_doubt is None else None
 
 
 @dataclass
@@ -72,6 +110,8 @@ class FactBase:
     not_coded_for_rules: int
     skipped: list[dict[str, str]]
     ignored: list[dict[str, str]]
+    excluded: Counter[str] = field(default_factory=Counter)
+    deceased: bool = False
 
     def trace(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -83,55 +123,69 @@ class FactBase:
             out["skipped"] = self.skipped
         if self.ignored:
             out["ignored"] = self.ignored
+        if self.excluded:
+            out["excluded"] = dict(sorted(self.excluded.items()))
+        if self.deceased:
+            out["deceased"] = True
         return out
 
 
-def parse_instant(raw: Any) -> datetime | None:
-    """A FHIR date, dateTime or instant as an aware UTC datetime (partial dates: first day)."""
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise UnreadableResource(f"date {raw!r} is not a string")
-    text = raw.strip()
-    try:
-        if len(text) == 4:
-            return datetime(int(text), 1, 1, tzinfo=UTC)
-        if len(text) == 7:
-            return datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UnreadableResource(f"unreadable date {raw!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+def _status_code(concept: Any) -> str | None:
+    if isinstance(concept, str):  # STU3 and DSTU2 carry the status as a bare code
+        return concept.strip().lower() or None
+    for c in codings(concept):
+        if isinstance(c.get("code"), str):
+            return c["code"].strip().lower()
+    return None
 
 
-def _codings(concept: Any) -> list[Mapping[str, Any]]:
-    if concept is None:
-        return []
-    if not isinstance(concept, dict):
-        raise UnreadableResource("a CodeableConcept must be an object")
-    codings = concept.get("coding") or []
-    if not isinstance(codings, list):
-        raise UnreadableResource("`coding` must be a list")
-    return [c for c in codings if isinstance(c, dict)]
+@lru_cache(maxsize=8192)
+def _family_keys(families: tuple[str, ...], code: str) -> tuple[CodeKey, ...]:
+    return tuple((ICD10CM, FAMILY_MARK + f) for f in families if in_family(code, f))
 
 
-def _keys(concepts: Iterable[Any]) -> tuple[CodeKey, ...]:
+def _index_keys(keys: Iterable[CodeKey], ruleset: RuleSet) -> tuple[CodeKey, ...]:
+    """The keys the rules use: the codes themselves, and the families they belong to."""
     out = []
-    for concept in concepts:
-        for c in _codings(concept):
-            system, code = c.get("system"), c.get("code")
-            if type(system) is str and type(code) is str:
-                out.append((system, code))
+    index = ruleset.code_index
+    for key in keys:
+        if key in index:
+            out.append(key)
+        elif key[0] == ICD10CM and ruleset.families:
+            out.extend(_family_keys(ruleset.families, key[1]))
     return tuple(out)
+
+
+def _texts(concept: Any) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    found = [concept["text"]] if isinstance(concept.get("text"), str) else []
+    return found + [c["display"] for c in codings(concept) if isinstance(c.get("display"), str)]
+
+
+def _phrase_keys(record: Mapping[str, Any], keys: Sequence[CodeKey],
+                 ruleset: RuleSet) -> tuple[tuple[CodeKey, ...], bool] | None:
+    """For a record with no standard code: the phrases its text names, and whether the text
+    says they are absent. None when the record is coded, or names nothing."""
+    if not ruleset.texts or any(k[0] in STANDARD_SYSTEMS for k in keys):
+        return None
+    texts = [t.lower() for t in _texts(record.get("code"))]
+    found, negated = [], False
+    for text in texts:
+        for phrase in ruleset.texts:
+            at = text.find(phrase)
+            if at >= 0:
+                found.append((TEXT, phrase))
+                after = text[at + len(phrase):]
+                negated |= bool(_NEGATED_BEFORE.search(text[:at]) or _NEGATED_AFTER.search(after))
+    return (tuple(found), negated) if found else None
 
 
 def _display(concepts: Iterable[Any], ruleset: RuleSet) -> str:
     for concept in concepts:
         if isinstance(concept, dict) and isinstance(concept.get("text"), str):
             return concept["text"]
-        for c in _codings(concept):
+        for c in codings(concept):
             if isinstance(c.get("display"), str):
                 return c["display"]
             known = ruleset.displays.get((c.get("system"), c.get("code")))
@@ -149,136 +203,81 @@ def _code_concepts(resource: Mapping[str, Any]) -> list[Any]:
     return [resource.get("code")]
 
 
-def _first_date(resource: Mapping[str, Any], *names: str) -> datetime | None:
-    for name in names:
-        value = resource.get(name)
-        if isinstance(value, dict):  # Period
-            value = value.get("start") or value.get("end")
-        if value is not None:
-            return parse_instant(value)
-    return None
-
-
-def _status_code(concept: Any) -> str | None:
-    if isinstance(concept, str):  # STU3 and DSTU2 carry the status as a bare code
-        return concept
-    for c in _codings(concept):
-        if isinstance(c.get("code"), str):
-            return c["code"]
-    return None
-
-
 def _body_sites(resource: Mapping[str, Any]) -> tuple[CodeKey, ...]:
     sites = resource.get("bodySite")
     if sites is None:
         return ()
-    return _keys(sites if isinstance(sites, list) else [sites])
+    return code_keys(sites if isinstance(sites, list) else [sites])
 
 
-def _laterality(keys: Iterable[CodeKey], ruleset: RuleSet) -> str | None:
-    sides = {side for side, codes in ruleset.laterality.items() for k in keys if k in codes}
-    if "both" in sides or {"left", "right"} <= sides:
-        return "both"
-    return next(iter(sides), None)
+def _date_text(raw: Any, when: dates.When) -> str | None:
+    """What the evidence line shows: the date as sure as it is, never an invented one."""
+    if when.start is None:
+        return None
+    if when.doubt == dates.PARTIAL and isinstance(raw, str):
+        return raw.strip()
+    return when.start.date().isoformat()
 
 
-def _observation_presence(resource: Mapping[str, Any]) -> bool:
-    """Negation policy (clinical reference 2.0): Absent, false, NEG or dataAbsentReason."""
-    if resource.get("dataAbsentReason") is not None:
-        return False
-    if resource.get("valueBoolean") is False:
-        return False
-    value_codes = set(_keys([resource.get("valueCodeableConcept")]))
-    if ABSENT in value_codes:
-        return False
-    interpretations = resource.get("interpretation") or []
-    if isinstance(interpretations, dict):
-        interpretations = [interpretations]
-    return (OBSERVATION_INTERPRETATION, "NEG") not in set(_keys(interpretations))
+def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> dict[str, Any]:
+    names = DATE_FIELDS[rtype]
+    when = dates.first_date(resource, names, now)
+    raw = next((resource[n] for n in names if n in resource), None)
+    if isinstance(raw, dict):
+        raw = raw.get("start") or raw.get("end")
+    return {"when": when.start, "until": when.end, "date_doubt": when.doubt,
+            "date_text": _date_text(raw, when)}
 
 
-def _quantity(resource: Mapping[str, Any]) -> tuple[float | None, str | None]:
-    if "valueInteger" in resource:
-        value = resource["valueInteger"]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UnreadableResource("valueInteger must be an integer")
-        return float(value), None
-    quantity = resource.get("valueQuantity")
-    if quantity is None:
-        return None, None
-    if not isinstance(quantity, dict):
-        raise UnreadableResource("valueQuantity must be an object")
-    value = quantity.get("value")
-    if value is None:
-        return None, None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnreadableResource("valueQuantity.value must be a number")
-    unit = quantity.get("code") or quantity.get("unit")
-    return float(value), unit if isinstance(unit, str) else None
-
-
-def _references(resource: Mapping[str, Any], name: str) -> frozenset[str]:
-    refs = resource.get(name) or []
-    if isinstance(refs, dict):
-        refs = [refs]
-    return frozenset(r["reference"] for r in refs
-                     if isinstance(r, dict) and isinstance(r.get("reference"), str))
-
-
-def _fact(resource: Mapping[str, Any], keys: tuple[CodeKey, ...], ruleset: RuleSet,
-          draft: bool) -> Fact | str:
-    """A Fact, or the reason (str) the resource is ignored under the status policy."""
-    rtype = resource["resourceType"]
-    ref = f"{rtype}/{resource.get('id', '?')}"
-    concepts = _code_concepts(resource)
-    sites = _body_sites(resource)
+def _fact(ref: str, record: Mapping[str, Any], keys: tuple[CodeKey, ...], ruleset: RuleSet,
+          draft: bool, now: datetime | None, doubts: tuple[str, ...] = (),
+          present: bool | None = None) -> Fact | str:
+    """A Fact, or the reason (str) the record is ignored under the status policy."""
+    rtype = record["resourceType"]
+    concepts = _code_concepts(record)
+    sites = _body_sites(record)
     common: dict[str, Any] = {
         "ref": ref, "resource_type": rtype, "codes": keys,
         "display": _display(concepts, ruleset), "body_sites": frozenset(sites),
-        "laterality": _laterality((*sites, *keys), ruleset), "draft": draft,
+        "laterality": record_side(code_keys(concepts), sites, ruleset.laterality),
+        "draft": draft, **_when(record, rtype, now),
     }
-    status = resource.get("status")
+    status = _status_code(record.get("status"))
     if rtype == "Condition":
-        verification = _status_code(resource.get("verificationStatus"))
+        verification = _status_code(record.get("verificationStatus"))
         if verification in CONDITION_IGNORED:
             return f"verificationStatus {verification}"
-        clinical = _status_code(resource.get("clinicalStatus")) or "active"
-        return Fact(**common, status=clinical,
-                    when=_first_date(resource, "onsetDateTime", "onsetPeriod", "recordedDate"),
+        clinical = _status_code(record.get("clinicalStatus"))
+        if clinical is None:
+            doubts += (STATUS_MISSING,)
+        return Fact(**common, status=clinical or "active", doubts=doubts,
+                    present=present is not False,
                     tentative=verification in CONDITION_TENTATIVE,
-                    current=clinical in CONDITION_CURRENT)
-    if not isinstance(status, str):
-        raise UnreadableResource("`status` is missing")
+                    current=clinical is None or clinical in CONDITION_CURRENT)
     if rtype == "Observation":
         if status in OBSERVATION_IGNORED:
             return f"status {status}"
-        value, unit = _quantity(resource)
-        return Fact(**common, status=status,
-                    when=_first_date(resource, "effectiveDateTime", "effectivePeriod",
-                                     "effectiveInstant", "issued"),
+        if status is None:
+            doubts += (STATUS_MISSING,)
+        value, unit = quantity(record)
+        return Fact(**common, status=status or "unknown", doubts=doubts,
                     tentative=status in OBSERVATION_TENTATIVE,
-                    present=_observation_presence(resource), value=value, unit=unit,
-                    part_of=_references(resource, "partOf"))
+                    present=is_present(record) if present is None else present,
+                    value=value, unit=unit, part_of=binding.references(record, "partOf"))
+    if status is None:
+        raise UnreadableResource("`status` is missing")
     if rtype == "Procedure":
         if status not in PROCEDURE_COUNTED:
             return f"status {status}"
-        return Fact(**common, status=status,
-                    when=_first_date(resource, "performedDateTime", "performedPeriod"))
+        return Fact(**common, status=status, doubts=doubts)
     if rtype in ("DiagnosticReport", "ImagingStudy"):
+        # Imaging counts as done whatever its report status, unless withdrawn (§2.0.1).
         if status in REPORT_IGNORED:
             return f"status {status}"
-        return Fact(**common, status=status, tentative=status in REPORT_TENTATIVE,
-                    when=_first_date(resource, "effectiveDateTime", "effectivePeriod", "started",
-                                     "issued"))
+        return Fact(**common, status=status, doubts=doubts)
     if status in ORDER_IGNORED:  # ServiceRequest
         return f"status {status}"
-    return Fact(**common, status=status,
-                when=_first_date(resource, "authoredOn", "occurrenceDateTime"),
-                resource=resource if draft else None)
-
-
-FACT_TYPES = frozenset({"Observation", "Condition", "Procedure", "DiagnosticReport",
-                        "ImagingStudy", "ServiceRequest"})
+    return Fact(**common, status=status, doubts=doubts, resource=record if draft else None)
 
 
 def draft_resources(draft_orders: Any) -> list[Mapping[str, Any]]:
@@ -300,10 +299,16 @@ def normalise(
     ruleset: RuleSet,
     resources: Iterable[Mapping[str, Any]],
     *,
+    now: datetime | None = None,
+    patient_id: str | None = None,
     draft_orders: Any = (),
     selections: Sequence[str] = (),
 ) -> FactBase:
-    """Facts from the patient record and the draft orders (limited to ``selections`` if given)."""
+    """Facts from the patient record and the draft orders (limited to ``selections`` if given).
+
+    With ``patient_id``, a record of anyone else is excluded; with ``now``, a date after it is
+    uncertain.
+    """
     base = FactBase([], {}, None, None, 0, 0, [], [])
     selected = set(selections)
     drafts = [r for r in draft_resources(draft_orders)
@@ -311,62 +316,108 @@ def normalise(
     for draft, items in ((False, resources), (True, drafts)):
         for resource in items:
             base.resources_seen += 1
-            _take(base, ruleset, resource, draft)
+            _take(base, ruleset, resource, draft, now, None if draft else patient_id)
     return base
 
 
-def _surely_uncoded(resource: dict[str, Any], index: Mapping[CodeKey, Any]) -> bool:
-    """Fast path for most of a record: a well-formed ``code`` none of whose codings a rule uses.
+def _coded_for_rules(ruleset: RuleSet) -> Any:
+    def coded(concept: Any) -> bool:
+        return bool(_index_keys(code_keys([concept]), ruleset))
+    return coded
 
-    Anything unusual (ImagingStudy, a malformed code) returns False and takes the full path,
-    which reports it.
+
+def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
+    """Fast path for most of a record: a plain coded resource none of whose codes (written
+    however) a rule uses, with no component, contained resource or coded value to look into.
+
+    Anything unusual returns False and takes the full path, which reports it.
     """
     concept = resource.get("code")
-    if type(concept) is not dict:
+    if type(concept) is not dict or "component" in resource or "contained" in resource:
         return False
-    codings = concept.get("coding")
-    if type(codings) is not list:
+    found = concept.get("coding")
+    if type(found) is not list or not found:
         return False
-    for coding in codings:
-        if type(coding) is not dict or (coding.get("system"), coding.get("code")) in index:
+    try:
+        keys = code_keys([concept])
+        if len(keys) != len(found) or _index_keys(keys, ruleset) or MEASURED & set(keys):
             return False
-    return True
+        if not any(k[0] in STANDARD_SYSTEMS for k in keys):
+            return False
+        value = resource.get("valueCodeableConcept")
+        return value is None or not _index_keys(code_keys([value]), ruleset)
+    except UnreadableValue:
+        return False
 
 
 def _ref(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id', '?')}"
 
 
-def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool) -> None:
+def _patient(base: FactBase, resource: Mapping[str, Any]) -> None:
+    if base.patient_ref is not None:
+        return
+    base.patient_ref = _ref(resource)
+    born = dates.read_date(resource.get("birthDate"))
+    base.birth_date = born.start.date() if born.start and born.doubt in (None, dates.PARTIAL) \
+        else None
+    base.deceased = resource.get("deceasedBoolean") is True or \
+        resource.get("deceasedDateTime") is not None
+
+
+def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool,
+          now: datetime | None, patient_id: str | None) -> None:
     if not isinstance(resource, dict):
+        base.excluded[binding.UNREADABLE] += 1
         base.skipped.append({"ref": "?", "reason": "not a JSON object"})
         return
+    excluded = binding.exclusion(resource, patient_id)
+    if excluded:
+        base.excluded[excluded] += 1  # no reference kept: it may name another patient
+        return
     rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        _patient(base, resource)
+        return
+    if rtype not in FACT_TYPES or _surely_uncoded(resource, ruleset):
+        base.not_coded_for_rules += 1
+        return
+    taken = False
     try:
-        if rtype == "Patient":
-            if base.patient_ref is None:
-                base.patient_ref = _ref(resource)
-                born = parse_instant(resource.get("birthDate"))
-                base.birth_date = born.date() if born else None
-            return
-        if rtype not in FACT_TYPES or _surely_uncoded(resource, ruleset.code_index):
-            base.not_coded_for_rules += 1
-            return
-        keys = _keys(_code_concepts(resource))
-        if not any(k in ruleset.code_index for k in keys):
-            base.not_coded_for_rules += 1
-            return
-        fact = _fact(resource, keys, ruleset, draft)
-    except UnreadableResource as exc:
+        for ref, record in places(resource, _coded_for_rules(ruleset)):
+            taken |= _take_record(base, ruleset, ref, record, draft, now)
+    except (UnreadableResource, UnreadableValue) as exc:
+        base.excluded[binding.UNREADABLE] += 1
         base.skipped.append({"ref": _ref(resource), "reason": str(exc)})
         return
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        base.excluded[binding.UNREADABLE] += 1
         base.skipped.append({"ref": _ref(resource), "reason": f"unreadable: {exc}"})
         return
+    if not taken:
+        base.not_coded_for_rules += 1
+
+
+def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str, Any],
+                 draft: bool, now: datetime | None) -> bool:
+    """Add the fact of one place; True when the place mattered to some rule."""
+    keys = code_keys(_code_concepts(record))
+    indexed = _index_keys(keys, ruleset)
+    if record.get("resourceType") == "Observation" and MEASURED & set(keys):
+        indexed += measured_findings(keys, *quantity(record))
+    doubts: tuple[str, ...] = ()
+    present = None
+    if not indexed:
+        phrases = _phrase_keys(record, keys, ruleset)
+        if phrases is None:
+            return False
+        indexed, negated = phrases
+        doubts, present = (UNCODED,), (False if negated else None)
+    fact = _fact(ref, record, indexed, ruleset, draft, now, doubts, present)
     if isinstance(fact, str):
-        base.ignored.append({"ref": _ref(resource), "reason": fact})
-        return
+        base.ignored.append({"ref": ref, "reason": fact})
+        return True
     base.facts.append(fact)
-    for key in keys:
-        if key in ruleset.code_index:
-            base.by_code.setdefault(key, []).append(fact)
+    for key in dict.fromkeys(indexed):
+        base.by_code.setdefault(key, []).append(fact)
+    return True

@@ -43,10 +43,17 @@ class Strict(BaseModel):
 
 
 class Include(Strict):
-    """Codes from one system; each code maps to its display so a reader knows what it means."""
+    """Codes from one system; each code maps to its display so a reader knows what it means.
+
+    ``families`` (ICD-10-CM only) cover every code of a category or a range of categories:
+    ``Z85`` or ``M16.2-M16.9``. ``texts`` are phrases that make a record whose only content is
+    text count as this value set, *uncoded* (red-flag findings only).
+    """
 
     system: str
     codes: dict[str, str] = Field(min_length=1)
+    families: dict[str, str] = {}
+    texts: list[str] = []
 
 
 class ValueSet(Strict):

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.engine import model as m
-from service.engine.codes import check_code, resolve_system
+from service.engine.codes import (
+    FAMILY_MARK,
+    ICD10CM,
+    ICD10CM_FAMILY,
+    TEXT,
+    check_code,
+    resolve_system,
+)
 from service.engine.compiled import CodeKey, CompiledFinding, ScoreDef
 from service.engine.conditions import Names, Node, named_references, parse_condition
 from service.engine.rulefiles import Entry, RuleFiles, validate
@@ -66,6 +73,14 @@ def _coding(doc: YamlDocument, loc: Loc, system: str, code: str) -> tuple[CodeKe
     if problem:
         return None, [doc.error(loc, f"bad {system} code `{code}`: {problem}")]
     return (uri, code), []
+
+
+def _family(doc: YamlDocument, loc: Loc, system: str, family: str
+            ) -> tuple[CodeKey | None, Errors]:
+    if resolve_system(system) != ICD10CM or not ICD10CM_FAMILY.fullmatch(family):
+        return None, [doc.error(loc, f"bad code family `{family}`: an ICD-10-CM category "
+                                     "(`Z85`) or range (`M16.2-M16.9`)")]
+    return (ICD10CM, FAMILY_MARK + family), []
 
 
 # --------------------------------------------------------------------------- header
@@ -137,13 +152,15 @@ def compile_valuesets(files: RuleFiles
     for name, (entry, spec) in items.items():
         codes: set[CodeKey] = set()
         for i, inc in enumerate(spec.include):
-            for code, display in inc.codes.items():
-                key, problems = _coding(entry.doc, (*entry.loc, "include", i, "codes", code),
-                                        inc.system, code)
-                errors += problems
-                if key is not None:
-                    codes.add(key)
-                    displays.setdefault(key, display)
+            for part, read in (("codes", _coding), ("families", _family)):
+                for code, display in getattr(inc, part).items():
+                    key, problems = read(entry.doc, (*entry.loc, "include", i, part, code),
+                                         inc.system, code)
+                    errors += problems
+                    if key is not None:
+                        codes.add(key)
+                        displays.setdefault(key, display)
+            codes.update((TEXT, phrase.strip().lower()) for phrase in inc.texts)
         sets[name] = frozenset(codes)
     return (sets, displays), errors
 

@@ -58,6 +58,7 @@ def invoke(service_id: str) -> Response:
         tenant=getattr(client, "tenant", None),
     )
     metrics.observe_answer(service.id, body["cards"], answer.evaluation, answer.evaluation_ms / 1000)
+    metrics.count_data_quality(answer.quality)
     log.info(
         "hook %s instance=%s cards=%d fetched=%s eval_ms=%.2f",
         service.id,

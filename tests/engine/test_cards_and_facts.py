@@ -100,8 +100,13 @@ def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
 
 
 def test_unreadable_resources_are_skipped_and_reported_not_fatal():
+    """A resource that cannot be read is counted and skipped; a red flag whose date or status
+    cannot be read is not such a resource: it is kept, uncertain (clinical reference §2.0.1)."""
     resources = [
         "not a resource",
+        {"resourceType": "Observation", "id": "bad-value", "status": "final",
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]},
+         "valueInteger": "three"},
         {"resourceType": "Observation", "id": "bad-date", "status": "final",
          "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]},
          "effectiveDateTime": "yesterday"},
@@ -112,10 +117,14 @@ def test_unreadable_resources_are_skipped_and_reported_not_fatal():
     ]
     ev = evaluate(RULESET, resources, now=REFERENCE_NOW)
     skipped = {s["ref"] for s in ev.trace["input"]["skipped"]}
-    assert skipped == {"?", "Observation/bad-date", "Observation/no-status"}
+    assert skipped == {"?", "Observation/bad-value"}
+    assert ev.data_quality["excluded"] == {"unreadable": 2}
     assert ev.trace["input"]["ignored"] == [{"ref": "Observation/eie",
                                              "reason": "status entered-in-error"}]
-    assert ev.decisions == ()
+    [decision] = ev.decisions
+    assert decision.rule_id == "cauda-equina"
+    assert {e.ref for e in decision.evidence} == {"Observation/bad-date", "Observation/no-status"}
+    assert evaluate(RULESET, resources[:2] + resources[4:], now=REFERENCE_NOW).decisions == ()
 
 
 def test_registry_keeps_the_last_good_set_when_a_reload_is_invalid(rules_copy):

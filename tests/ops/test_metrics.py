@@ -49,6 +49,8 @@ def test_each_recording_function_moves_its_metric(scrape) -> None:
     metrics.observe_fhir_request("Observation", 3.0, error=True)
     metrics.count_rule_reload(success=True)
     metrics.count_rule_reload(success=False)
+    metrics.count_data_quality({"excluded": {"other-patient": 1, "Patient/123 free text": 1},
+                                "operationOutcomes": 1})
     after = scrape()
     expected_increase = [
         ("spinehip_request_seconds_count", {"service": "spinehip-order-select", "status": "200"}),
@@ -59,9 +61,13 @@ def test_each_recording_function_moves_its_metric(scrape) -> None:
         ("spinehip_fhir_requests_total", {"resource": "Observation", "outcome": "error"}),
         ("spinehip_rule_reloads_total", {"result": "success"}),
         ("spinehip_rule_reloads_total", {"result": "failure"}),
+        ("spinehip_records_excluded_total", {"reason": "other-patient"}),
+        ("spinehip_records_excluded_total", {"reason": "unreadable"}),
+        ("spinehip_records_excluded_total", {"reason": "fhir-operation-outcome"}),
     ]
     for name, labels in expected_increase:
         assert sample(after, name, **labels) == sample(before, name, **labels) + 1, name
+    assert sample(after, "spinehip_records_excluded_total", reason="Patient/123 free text") == 0
     assert sample(after, "spinehip_fhir_request_seconds_count", resource="Observation") == (
         sample(before, "spinehip_fhir_request_seconds_count", resource="Observation") + 2
     )

@@ -1,0 +1,109 @@
+"""FHIR dates as EHRs send them -> the interval they stand for, and how sure we are of it.
+
+Clinical reference §2.0.1: a date-only value is the whole calendar day (windows are inclusive);
+a partial date (year, year-month) is uncertain; a missing, unreadable or future date is uncertain
+too. The one parser of FHIR date, dateTime and instant strings in the service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MISSING = "date missing"
+UNREADABLE = "date unreadable"
+PARTIAL = "date partial"
+FUTURE = "date in the future"
+# A clock a few minutes ahead of ours is not "the future".
+CLOCK_SKEW = timedelta(minutes=5)
+
+_YEAR = re.compile(r"[0-9]{4}")
+_YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """[start, end) of what a record's date can mean; ``doubt`` says why it is uncertain."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    doubt: str | None = None
+    day_only: bool = False
+
+    @property
+    def certain(self) -> datetime | None:
+        """The start, when the date is sure enough to compute a duration from."""
+        return self.start if self.doubt is None else None
+
+    def overlaps(self, earliest: datetime, latest: datetime) -> bool:
+        """Could the date fall in [earliest, latest]? Unknown dates could."""
+        if self.start is None or self.end is None:
+            return True
+        return self.start <= latest and self.end > earliest
+
+
+def parse_instant(raw: str) -> datetime:
+    """An ISO 8601 date-time (``Z`` or offset; none means UTC) as an aware UTC datetime.
+
+    Raises ValueError for anything else.
+    """
+    moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def instant_or_now(raw: str | None) -> datetime:
+    """A command-line evaluation time: ISO 8601 (no zone means UTC), or now when not given."""
+    return datetime.now(UTC) if raw is None else parse_instant(raw)
+
+
+def read_date(raw: Any, now: datetime | None = None) -> When:
+    """A FHIR date/dateTime/instant string (or a Period's start) as a When."""
+    if raw is None:
+        return When(doubt=MISSING)
+    if not isinstance(raw, str):
+        return When(doubt=UNREADABLE)
+    text = raw.strip()
+    try:
+        if _YEAR.fullmatch(text):
+            start = datetime(int(text), 1, 1, tzinfo=UTC)
+            when = When(start, start.replace(year=start.year + 1), PARTIAL)
+        elif match := _YEAR_MONTH.fullmatch(text):
+            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
+            end = (start + timedelta(days=32)).replace(day=1)
+            when = When(start, end, PARTIAL)
+        elif _DATE.fullmatch(text):
+            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            when = When(start, start + timedelta(days=1), day_only=True)
+        else:
+            start = parse_instant(text)
+            when = When(start, start)
+    except ValueError:
+        return When(doubt=UNREADABLE)
+    if now is not None and when.start is not None and when.start > now + CLOCK_SKEW:
+        return When(when.start, when.end, FUTURE, when.day_only)
+    return when
+
+
+def first_date(resource: dict[str, Any], names: tuple[str, ...], now: datetime | None) -> When:
+    """The first of ``names`` the resource carries (a Period gives its start, else its end).
+
+    ``onsetString`` has no usable instant (unreadable); ``onsetAge`` and ``onsetRange`` give
+    only a span of years (partial).
+    """
+    for name in names:
+        if name not in resource:
+            continue
+        value = resource[name]
+        if name == "onsetString":
+            return When(doubt=UNREADABLE)
+        if name in ("onsetAge", "onsetRange"):
+            return When(doubt=PARTIAL)
+        if isinstance(value, dict):
+            value = value.get("start") or value.get("end")
+        return read_date(value, now)
+    return When(doubt=MISSING)
