@@ -14,6 +14,7 @@ from service import fixtures_load, report
 from service.config import Settings
 from service.engine import cli as engine_cli
 from service.engine.dates import instant_or_now
+from service.impact import cli as impact_cli
 from service.yamlsource import ConfigFileError
 
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixtures_load.register(sub)
     report.register(sub)
-    engine_cli.register(sub)
+    impact_cli.register(engine_cli.register(sub))
     return parser
 
 

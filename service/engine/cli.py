@@ -115,8 +115,8 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``rules`` command group to the ``spinehip`` CLI."""
+def register(subparsers: Any) -> Any:
+    """Add the ``rules`` command group to the ``spinehip`` CLI; returns its subcommands."""
     rules = subparsers.add_parser("rules", help="check, test and explain the rule files")
     sub = rules.add_subparsers(dest="rules_command", required=True)
     for name, func, text in (
@@ -133,3 +133,4 @@ def register(subparsers: Any) -> None:
             cmd.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
             cmd.add_argument("--hook", default="patient-view")
             cmd.add_argument("--json", action="store_true", help="print the raw trace as JSON")
+    return sub

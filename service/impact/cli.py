@@ -1,0 +1,106 @@
+"""``spinehip rules impact``: what a rule change does to patients, before it goes live.
+
+Exit status: 0 nothing changed, 1 some card or PAMA rating changed, 2 error (invalid rule set,
+unreadable source, or patients that could not be evaluated: then the comparison is incomplete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings
+from service.engine.cli import _parse_time as parse_time
+from service.impact.progress import ProgressBar
+from service.impact.replay import DEFAULT_PARTITION, ENGINES, load_workload, replay
+from service.impact.report import render_json, render_text
+from service.impact.sources import DEMO, open_source
+from service.yamlsource import ConfigFileError
+
+TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.fhir_token_file:
+        return Path(args.fhir_token_file).read_text(encoding="utf-8").strip() or None
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def _impact(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    rules = args.rules or settings.rules_dir
+    now = parse_time(args.at)
+    try:
+        workload = load_workload(args.against, rules, hooks_dir=args.hooks or settings.hooks_dir,
+                                 fixtures_dir=args.fixtures or settings.fixtures_dir, now=now)
+    except ConfigFileError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"{len(exc.errors)} error(s); no impact computed", file=sys.stderr)
+        return 2
+    fixtures_dir = args.fixtures or settings.fixtures_dir
+    try:
+        with open_source(args.patients, fixtures_dir=fixtures_dir, now=now,
+                         services=list(workload.services), token=_token(args)) as source:
+            show = sys.stderr.isatty() if args.progress is None else args.progress
+            bar = ProgressBar(source.total) if show else None
+            try:
+                impact = replay(workload, source.records, engine=args.engine, jobs=args.jobs,
+                                scheduler=args.scheduler, partition_size=args.partition_size,
+                                progress=bar)
+            finally:
+                if bar:
+                    bar.close()
+            description = source.description
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    header: dict[str, Any] = {
+        "against": f"{args.against} ({workload.old.full_version})",
+        "rules": f"{rules} ({workload.new.full_version})",
+        "patients from": description,
+        "evaluated at": now.isoformat(),
+    }
+    if args.json:
+        print(json.dumps(render_json(impact, header), indent=2))
+    else:
+        print(render_text(impact, header))
+    if impact.errors:
+        return 2
+    return 1 if impact.changed else 0
+
+
+def register(rules_subparsers: Any) -> None:
+    """Add ``impact`` to the ``spinehip rules`` command group."""
+    cmd = rules_subparsers.add_parser(
+        "impact", help="compare two rule sets on the same patients: which cards change for whom",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmd.add_argument("--against", type=Path, required=True, metavar="OLD_RULES_DIR",
+                     help="the rule set to compare with (e.g. the one serving now)")
+    cmd.add_argument("--rules", type=Path, metavar="NEW_DIR",
+                     help="the changed rule set (default: SPINEHIP_RULES_DIR or the bundled rules/)")
+    cmd.add_argument("--patients", default=DEMO, metavar="SOURCE",
+                     help="`demo` (default), a directory of FHIR Bundles, a directory of Bulk FHIR "
+                          "NDJSON files, or a FHIR base URL (token from $" + TOKEN_ENV + ")")
+    cmd.add_argument("--fhir-token-file", metavar="FILE",
+                     help="read the FHIR server's bearer token from FILE instead of $" + TOKEN_ENV)
+    cmd.add_argument("--at", help="evaluation time, ISO 8601 (default: now); the same for both sets")
+    cmd.add_argument("--hooks", type=Path, help="services directory (default: the bundled hooks/)")
+    cmd.add_argument("--fixtures", type=Path,
+                     help="fixtures directory: demo patients and the draft panel")
+    cmd.add_argument("--json", action="store_true", help="print JSON for machines")
+    cmd.add_argument("--engine", choices=ENGINES, default="local",
+                     help="local worker processes (default) or a Dask cluster")
+    cmd.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    cmd.add_argument("--jobs", type=int, help="local worker processes (default: one per CPU)")
+    cmd.add_argument("--partition-size", type=int, default=DEFAULT_PARTITION,
+                     help=f"patients per task (default {DEFAULT_PARTITION})")
+    progress = cmd.add_mutually_exclusive_group()
+    progress.add_argument("--progress", action="store_true", default=None,
+                          help="show the progress bar on stderr (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    cmd.set_defaults(func=_impact)

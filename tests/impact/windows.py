@@ -1,0 +1,61 @@
+"""The 6-week window edit and, independently of the tool, which demo patients it must touch.
+
+The expected set comes from the fixture files themselves: each patient's earliest pain onset
+(the ``{{now-N}}`` tokens of its Conditions) and the cards ``fixtures/expected.yaml`` expects,
+never from running the impact code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from service.config import PROJECT_ROOT
+
+RULES = PROJECT_ROOT / "rules"
+FIXTURES = PROJECT_ROOT / "fixtures"
+SIX_WEEKS = 42
+RED_FLAG_TOPICS = {"cauda-equina", "progressive-neuro-deficit", "serious-pathology"}
+_ONSET = re.compile(r'"onset(?:DateTime|Period)?[^"]*":\s*(?:\{[^}]*"start":\s*)?"\{\{now-(\d+)([dwy])\}\}"')
+_DAYS = {"d": 1, "w": 7, "y": 365}
+
+
+def copy_with_window(tmp_path: Path, days: int) -> Path:
+    """A copy of the bundled rules whose 6-week window is ``days`` days."""
+    copy = tmp_path / f"rules-{days}d"
+    shutil.copytree(RULES, copy)
+    edited = 0
+    for file in sorted(copy.rglob("*.yaml")):
+        text = file.read_text(encoding="utf-8")
+        new = re.sub(rf"\b{SIX_WEEKS}d\b", f"{days}d", text)
+        if new != text:
+            file.write_text(new, encoding="utf-8")
+            edited += 1
+    assert edited, "no 6-week window found in the rule files"
+    return copy
+
+
+def earliest_onset_days(bundle_file: Path) -> int | None:
+    offsets = [int(n) * _DAYS[unit] for n, unit in _ONSET.findall(bundle_file.read_text())]
+    return max(offsets) if offsets else None
+
+
+def red_flag_patients() -> set[str]:
+    cases = YAML(typ="safe").load((FIXTURES / "expected.yaml").read_text())["cases"]
+    return {Path(c["patient"]).stem for c in cases
+            if any(card["topic"] in RED_FLAG_TOPICS for card in c["cards"])}
+
+
+def patients_between(low: int, high: int) -> set[str]:
+    """Demo patients whose pain began between ``low`` (inclusive) and ``high`` days ago, whose
+    cards no red flag decides: exactly those a window moved from ``low`` to ``high`` affects."""
+    out = set()
+    for file in sorted((FIXTURES / "patients").glob("*.json")):
+        onset = earliest_onset_days(file)
+        if onset is not None and low <= onset < high:
+            out.add(json.loads(file.read_text())["entry"][0]["resource"]["id"])
+    return out - red_flag_patients()
