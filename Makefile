@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv fhir-venv deploy-config clean
+.PHONY: run test lint bench venv fhir-venv browser deploy-config clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ venv: $(STAMP)
 fhir-venv:
 	scripts/fhir-server-venv.sh
 
+## Headless Chromium for the browser tests (Debian packages; installed where missing).
+browser:
+	scripts/browser-deps.sh
+
 ## Serve on http://127.0.0.1:8080 with the embedded defaults (bundled hooks and rules,
 ## SQLite under ./var, demo patients, development mode).
 run: venv
@@ -26,7 +30,7 @@ run: venv
 
 ## Install everything, start the real servers the tests use (PostgreSQL, the local FHIR
 ## server), run the whole suite.
-test: venv fhir-venv
+test: venv fhir-venv browser
 	$(VENV)/bin/ruff check .
 	scripts/pg-test-server.sh run -- $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -17,7 +17,7 @@ from service.config import Settings
 from service.engine import RuleRegistry
 from service.fhir_client import FhirClient
 from service.store import Store
-from service.web import admin, cors, discovery, errors, feedback, health, invoke
+from service.web import admin, cors, discovery, errors, feedback, health, invoke, workbench
 from service.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     errors.init_app(app)
     cors.init_app(app, settings.cors_origins)
     security.init_app(app, settings, replay=store)
-    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp, metrics.bp, admin.bp):
+    for blueprint in (discovery.bp, invoke.bp, feedback.bp, health.bp, metrics.bp, admin.bp,
+                      workbench.bp):
         app.register_blueprint(blueprint)
     return app

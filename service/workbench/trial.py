@@ -1,0 +1,113 @@
+"""Try edited rule files without serving them: validate, run the rule cases, show the impact.
+
+The served rules directory is copied to a temporary directory, the edited files replace their
+namesakes there, and the copy is loaded, tested and replayed on the demo patients against the
+rule set being served. Errors name the file as it is in the served directory, so the admin sees
+``rules/r05-spine-pattern-mri.yaml:12``, not a temporary path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from service.cdshooks.services import CdsService
+from service.engine import RuleSet, load_ruleset
+from service.engine.casetests import CaseResult, run_all
+from service.impact import Impact, Workload, replay
+from service.impact.calls import draft_panel
+from service.impact.sources import demo_records
+from service.yamlsource import ConfigError, ConfigFileError
+
+MAX_FILE_BYTES = 256 * 1024
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+class EditRejected(ValueError):
+    """An edit that is not a rule file the workbench will try (bad name, size or encoding)."""
+
+
+@dataclass
+class Trial:
+    """What an edit would do: located errors, or its case results and its impact."""
+
+    files: tuple[str, ...]
+    errors: list[ConfigError] = field(default_factory=list)
+    version: str | None = None
+    cases: list[CaseResult] = field(default_factory=list)
+    impact: Impact | None = None
+
+    @property
+    def cases_failed(self) -> int:
+        return sum(not c.passed for c in self.cases)
+
+
+def rule_files(rules_dir: Path) -> list[str]:
+    """The rule files of a directory, relative and in POSIX form, as the edit form offers them."""
+    return sorted(p.relative_to(rules_dir).as_posix() for p in rules_dir.rglob("*")
+                  if p.suffix in RULE_SUFFIXES and p.is_file())
+
+
+def target_path(rules_dir: Path, name: str) -> str:
+    """Where an edited file goes: the existing file it names (path or unique base name)."""
+    clean = PurePosixPath(name.replace("\\", "/"))
+    if clean.is_absolute() or ".." in clean.parts or clean.suffix not in RULE_SUFFIXES:
+        raise EditRejected(f"{name!r} is not a rule file name (relative, ending in .yaml)")
+    known = rule_files(rules_dir)
+    if clean.as_posix() in known:
+        return clean.as_posix()
+    namesakes = [k for k in known if PurePosixPath(k).name == clean.name]
+    if len(namesakes) == 1:
+        return namesakes[0]
+    if namesakes:
+        raise EditRejected(f"{clean.name} names several rule files: {', '.join(namesakes)}")
+    return clean.as_posix()  # a new file, added beside the others
+
+
+def _decoded(name: str, content: bytes) -> bytes:
+    if len(content) > MAX_FILE_BYTES:
+        raise EditRejected(f"{name} is {len(content)} bytes; the limit is {MAX_FILE_BYTES}")
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EditRejected(f"{name} is not UTF-8 text (byte {exc.start})") from None
+    return content
+
+
+def _relocated(errors: list[ConfigError], copy: Path, served: Path) -> list[ConfigError]:
+    prefix = str(copy)
+    return [dataclasses.replace(e, file=str(served) + e.file[len(prefix):])
+            if e.file.startswith(prefix) else e for e in errors]
+
+
+def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[CdsService, ...],
+             fixtures_dir: Path, now: datetime) -> Trial:
+    """Apply ``edits`` (file name -> content) to a copy of the served rules and try the copy."""
+    rules_dir = served.rules_dir
+    placed = {target_path(rules_dir, name): _decoded(name, content)
+              for name, content in edits.items()}
+    trial = Trial(files=tuple(sorted(placed)))
+    with tempfile.TemporaryDirectory(prefix="spinehip-trial-") as tmp:
+        copy = Path(tmp) / rules_dir.name
+        shutil.copytree(rules_dir, copy)
+        for relative, content in placed.items():
+            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+            (copy / relative).write_bytes(content)
+        try:
+            candidate = load_ruleset(copy)
+        except ConfigFileError as exc:
+            trial.errors = _relocated(list(exc.errors), copy, rules_dir)
+            return trial
+    # Case fixtures are found next to the served rules, as `spinehip rules test` finds them.
+    candidate = dataclasses.replace(candidate, rules_dir=rules_dir)
+    trial.version = candidate.full_version
+    trial.cases = run_all(candidate)
+    workload = Workload(old=served, new=candidate, services=services, now=now,
+                        panel=draft_panel(fixtures_dir))
+    trial.impact = replay(workload, demo_records(fixtures_dir, now), jobs=1)
+    return trial

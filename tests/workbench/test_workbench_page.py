@@ -1,0 +1,199 @@
+"""/admin/rules as a browser and an attacker meet it: sign-in, cookie, CSRF, headers, trials."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from service import fixtures
+from service.app import create_app
+from service.cdshooks.services import load_services
+from service.config import PROJECT_ROOT, Settings
+from service.engine import load_ruleset
+from service.impact import Workload, replay
+from service.impact.calls import draft_panel
+from service.impact.report import change_rows
+from service.impact.sources import demo_records
+from service.security.admin_session import AdminSessions
+from tests.impact.windows import RULES, copy_with_window
+
+TOKEN = "workbench-admin-token-7c1d"
+R05 = "rules/r05-spine-pattern-mri.yaml"
+
+
+def make_client(tmp_path: Path, **overrides):
+    settings = Settings(**{"database_url": f"sqlite:///{tmp_path / 'store.db'}",
+                           "admin_token": TOKEN, **overrides})
+    return create_app(settings).test_client()
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def signed_in(client):
+    page = client.get("/admin/rules").get_data(as_text=True)
+    reply = client.post("/admin/rules/sign-in", data={"csrf": csrf_of(page), "token": TOKEN})
+    assert reply.status_code == 303
+    return client
+
+
+def table_rows(page: str, table_id: str) -> list[tuple[str, ...]]:
+    body = page.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0].split("<tbody>", 1)[1]
+    return [tuple(html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S))
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_absent_without_an_admin_token(tmp_path) -> None:
+    client = make_client(tmp_path, admin_token=None)
+    assert client.get("/admin/rules").status_code == 404
+    assert client.post("/admin/rules/try").status_code == 404
+    assert client.get("/admin/rules/static/workbench.css").status_code == 404
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_shows_the_served_rules(tmp_path) -> None:
+    client = make_client(tmp_path)
+    first = client.get("/admin/rules")
+    assert first.status_code == 200 and 'name="token"' in first.get_data(as_text=True)
+    assert "served-version" not in first.get_data(as_text=True)
+    reply = client.post("/admin/rules/sign-in",
+                        data={"csrf": csrf_of(first.get_data(as_text=True)), "token": TOKEN})
+    cookie = reply.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert "Secure" not in cookie  # development over plain HTTP
+    assert TOKEN not in cookie
+    page = client.get("/admin/rules").get_data(as_text=True)
+    served = load_ruleset(RULES)
+    assert served.full_version in page
+    rule_ids = [row[0] for row in table_rows(page, "rules")]
+    assert rule_ids == [r.id for r in served.rules]
+    assert "Loaded without errors" in page
+
+
+def test_the_cookie_is_secure_in_production(tmp_path, monkeypatch) -> None:
+
+
+    with Flask(__name__).test_request_context():
+        from flask import make_response
+
+        response = make_response("")
+        AdminSessions(TOKEN, secure=True).issue(response, signed_in=True)
+        assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_wrong_token_and_missing_csrf_are_refused(tmp_path) -> None:
+    client = make_client(tmp_path)
+    page = client.get("/admin/rules").get_data(as_text=True)
+    wrong = client.post("/admin/rules/sign-in", data={"csrf": csrf_of(page), "token": "guess"})
+    assert wrong.status_code == 401 and "not the admin token" in wrong.get_data(as_text=True)
+    assert client.post("/admin/rules/sign-in", data={"token": TOKEN}).status_code == 403
+    assert client.get("/admin/rules").status_code == 200  # still the sign-in form
+    assert "served-version" not in client.get("/admin/rules").get_data(as_text=True)
+    # A forged session cookie is no session at all.
+    client.set_cookie("spinehip_admin", "eyJpZCI6IngiLCJpbiI6dHJ1ZX0.forged.sig", path="/admin")
+    assert "served-version" not in client.get("/admin/rules").get_data(as_text=True)
+    assert client.post("/admin/rules/try", data={"csrf": "x"}).status_code == 401
+
+
+def test_signed_in_forms_need_the_session_csrf_token(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    text = (RULES / R05).read_text()
+    assert client.post("/admin/rules/try", data={"path": R05, "content": text}).status_code == 403
+    other = signed_in(make_client(tmp_path / "other"))
+    foreign = csrf_of(other.get("/admin/rules").get_data(as_text=True))
+    assert client.post("/admin/rules/try",
+                       data={"csrf": foreign, "path": R05, "content": text}).status_code == 403
+    assert client.post("/admin/rules/reload-now").status_code == 403
+    assert client.post("/admin/rules/sign-out").status_code == 403
+
+
+def test_page_headers_allow_only_what_the_page_needs(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    reply = client.get("/admin/rules")
+    csp = reply.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "style-src 'self'" in csp and "form-action 'self'" in csp
+    assert "script-src" not in csp and "unsafe-inline" not in csp
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["Cache-Control"] == "no-store"
+    page = reply.get_data(as_text=True)
+    assert "<script" not in page and "http://" not in page.split("<main>")[0]
+    assert client.get("/admin/rules/static/workbench.css").status_code == 200
+
+
+def test_an_edit_shows_the_same_changes_as_the_command_and_serves_nothing(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    served = load_ruleset(RULES).full_version
+    copy = copy_with_window(tmp_path, 49)
+    reply = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "path": R05, "content": (copy / R05).read_text()})
+    assert reply.status_code == 200
+    shown = reply.get_data(as_text=True)
+    # The same edit through the library the CLI uses: only R05 changed.
+    only_r05 = tmp_path / "only-r05"
+    shutil.copytree(RULES, only_r05)
+    (only_r05 / R05).write_text((copy / R05).read_text())
+    now = datetime.now(UTC)
+    workload = Workload(load_ruleset(RULES), load_ruleset(only_r05),
+                        tuple(load_services(PROJECT_ROOT / "hooks")), now,
+                        draft_panel(PROJECT_ROOT / "fixtures"))
+    expected = replay(workload, demo_records(PROJECT_ROOT / "fixtures", now), jobs=1)
+    assert expected.changed
+    assert table_rows(shown, "impact-changes") == [tuple(map(str, r)) for r in change_rows(expected)]
+    assert "1 failed" in shown  # R5's own day-43 case notices
+    assert served in shown
+    again = client.get("/admin/rules").get_data(as_text=True)
+    assert f'id="served-version">{served}<' in again
+
+
+def test_a_broken_rule_shows_its_file_and_line(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    text = (RULES / R05).read_text().replace("indicator: info", "indicator: loud")
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "indicator: loud" in row)
+    reply = client.post("/admin/rules/try", data={"csrf": csrf_of(page), "path": R05,
+                                                  "content": text})
+    assert reply.status_code == 422
+    rows = table_rows(reply.get_data(as_text=True), "trial-errors")
+    assert rows and rows[0][0].startswith(f"{RULES / R05}:{line}:")
+    assert "indicator" in rows[0][1] + rows[0][2]
+    assert "impact-changes" not in reply.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name", ["../ruleset.yaml", "/etc/passwd.yaml", "notes.txt"])
+def test_file_names_outside_the_rules_are_refused(tmp_path, name) -> None:
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    reply = client.post("/admin/rules/try", data={"csrf": csrf_of(page), "path": name,
+                                                  "content": "rules: []\n"})
+    assert reply.status_code == 422
+    assert "not a rule file name" in reply.get_data(as_text=True)
+
+
+def test_an_oversized_upload_is_refused_not_truncated(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    big = b"# " + b"x" * (300 * 1024) + b"\n"
+    reply = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "files": (io.BytesIO(big), "r05-spine-pattern-mri.yaml")},
+        content_type="multipart/form-data")
+    assert reply.status_code == 422 and "the limit is" in reply.get_data(as_text=True)
+
+
+def test_audit_rates_come_from_recorded_calls(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    body = fixtures.load_request(PROJECT_ROOT / "fixtures/requests/s01-sciatica-8-weeks.json",
+                                 datetime.now(UTC))
+    for _ in range(2):
+        assert client.post("/cds-services/spinehip-patient-view", json=body).status_code == 200
+    page = client.get("/admin/rules").get_data(as_text=True)
+    assert "2 audited hook calls." in page
+    rates = {row[0]: row for row in table_rows(page, "rates")}
+    assert rates["spine-pattern-mri"][1:3] == ("2", "100%")
