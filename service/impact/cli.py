@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -50,8 +51,9 @@ def _impact(args: argparse.Namespace) -> int:
             bar = ProgressBar(source.total) if show else None
             try:
                 impact = replay(workload, source.records, engine=args.engine, jobs=args.jobs,
-                                scheduler=args.scheduler, partition_size=args.partition_size,
-                                progress=bar)
+                                scheduler=args.scheduler, progress=bar,
+                                partition_size=args.partition_size
+                                or partition_size(source.total, args.jobs))
             finally:
                 if bar:
                     bar.close()
@@ -72,6 +74,14 @@ def _impact(args: argparse.Namespace) -> int:
     if impact.errors:
         return 2
     return 1 if impact.changed else 0
+
+
+def partition_size(total: int | None, jobs: int | None) -> int:
+    """Patients per task: small populations still spread over every worker, a few tasks each."""
+    if not total:
+        return DEFAULT_PARTITION
+    workers = jobs or os.cpu_count() or 1
+    return max(1, min(DEFAULT_PARTITION, math.ceil(total / (4 * workers))))
 
 
 def register(rules_subparsers: Any) -> None:
@@ -97,8 +107,9 @@ def register(rules_subparsers: Any) -> None:
                      help="local worker processes (default) or a Dask cluster")
     cmd.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
     cmd.add_argument("--jobs", type=int, help="local worker processes (default: one per CPU)")
-    cmd.add_argument("--partition-size", type=int, default=DEFAULT_PARTITION,
-                     help=f"patients per task (default {DEFAULT_PARTITION})")
+    cmd.add_argument("--partition-size", type=int,
+                     help=f"patients per task (default: up to {DEFAULT_PARTITION}, fewer for small "
+                          "populations so every worker gets some)")
     progress = cmd.add_mutually_exclusive_group()
     progress.add_argument("--progress", action="store_true", default=None,
                           help="show the progress bar on stderr (default: when stderr is a terminal)")

@@ -17,6 +17,7 @@ class ProgressBar:
         self.done = 0
         self.started = time.monotonic()
         self._drawn = 0.0
+        self._shown = 0  # patients done when last drawn
 
     def __call__(self, count: int) -> None:
         self.done += count
@@ -26,6 +27,7 @@ class ProgressBar:
             self._draw(now)
 
     def _draw(self, now: float) -> None:
+        self._shown = self.done
         rate = self.done / max(now - self.started, 1e-9)
         if self.total:
             filled = round(WIDTH * min(self.done / self.total, 1.0))
@@ -37,6 +39,7 @@ class ProgressBar:
 
     def close(self) -> None:
         if self.done:
-            self._draw(time.monotonic())
+            if self._shown != self.done:
+                self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()

@@ -17,7 +17,14 @@ from service.impact.report import CHANGE_HEADERS, TOTAL_HEADERS, change_rows, to
 from service.security.admin_session import AdminSession, AdminSessions
 from service.web.runtime import runtime
 from service.workbench.overview import audit_rates, rule_rows
-from service.workbench.trial import EditRejected, Trial, rule_files, target_path, try_edit
+from service.workbench.trial import (
+    EditRejected,
+    Trial,
+    rule_files,
+    served_files,
+    target_path,
+    try_edit,
+)
 
 bp = Blueprint("workbench", __name__, url_prefix="/admin/rules", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -96,8 +103,8 @@ def page():
         rules_dir = runtime().rules.current.rules_dir
         try:
             edit_path = target_path(rules_dir, edit_path)
-            edit_text = (rules_dir / edit_path).read_text(encoding="utf-8")
-        except (EditRejected, OSError) as exc:
+            edit_text = served_files(rules_dir)[edit_path].read_text(encoding="utf-8")
+        except (EditRejected, KeyError, OSError) as exc:
             return _page(session, error=f"cannot open {edit_path}: {exc}", status=404)
     return _page(session, edit_path=edit_path, edit_text=edit_text)
 

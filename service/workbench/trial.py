@@ -1,9 +1,10 @@
 """Try edited rule files without serving them: validate, run the rule cases, show the impact.
 
-The served rules directory is copied to a temporary directory, the edited files replace their
-namesakes there, and the copy is loaded, tested and replayed on the demo patients against the
-rule set being served. Errors name the file as it is in the served directory, so the admin sees
-``rules/r05-spine-pattern-mri.yaml:12``, not a temporary path.
+The served rule files are copied to a temporary directory (as a plain tree, whatever the mount
+layout), the edited files replace their namesakes there, and the copy is loaded, tested and
+replayed on the demo patients against the rule set being served. Errors name the file as it is
+in the served directory, so the admin sees ``rules/r05-spine-pattern-mri.yaml:12``, not a
+temporary path.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from service.engine.casetests import CaseResult, run_all
 from service.impact import Impact, Workload, replay
 from service.impact.calls import draft_panel
 from service.impact.sources import demo_records
-from service.yamlsource import ConfigError, ConfigFileError
+from service.yamlsource import YAML_SUFFIXES, ConfigError, ConfigFileError, source_files
 
 MAX_FILE_BYTES = 256 * 1024
-RULE_SUFFIXES = (".yaml", ".yml")
 
 
 class EditRejected(ValueError):
@@ -47,16 +47,20 @@ class Trial:
         return sum(not c.passed for c in self.cases)
 
 
+def served_files(rules_dir: Path) -> dict[str, Path]:
+    """Logical name -> file, in any mount layout (repository tree, flat keys, ConfigMap)."""
+    return {f.name: f.path for f in source_files(rules_dir)}
+
+
 def rule_files(rules_dir: Path) -> list[str]:
-    """The rule files of a directory, relative and in POSIX form, as the edit form offers them."""
-    return sorted(p.relative_to(rules_dir).as_posix() for p in rules_dir.rglob("*")
-                  if p.suffix in RULE_SUFFIXES and p.is_file())
+    """The logical names of the rule files, as the edit form offers them."""
+    return list(served_files(rules_dir))
 
 
 def target_path(rules_dir: Path, name: str) -> str:
     """Where an edited file goes: the existing file it names (path or unique base name)."""
     clean = PurePosixPath(name.replace("\\", "/"))
-    if clean.is_absolute() or ".." in clean.parts or clean.suffix not in RULE_SUFFIXES:
+    if clean.is_absolute() or ".." in clean.parts or clean.suffix not in YAML_SUFFIXES:
         raise EditRejected(f"{name!r} is not a rule file name (relative, ending in .yaml)")
     known = rule_files(rules_dir)
     if clean.as_posix() in known:
@@ -80,9 +84,15 @@ def _decoded(name: str, content: bytes) -> bytes:
 
 
 def _relocated(errors: list[ConfigError], copy: Path, served: Path) -> list[ConfigError]:
-    prefix = str(copy)
-    return [dataclasses.replace(e, file=str(served) + e.file[len(prefix):])
-            if e.file.startswith(prefix) else e for e in errors]
+    """Errors about the copy, named as the files of the served directory."""
+    files = served_files(served)
+    out = []
+    for error in errors:
+        if error.file.startswith(str(copy) + "/"):
+            logical = Path(error.file).relative_to(copy).as_posix()
+            error = dataclasses.replace(error, file=str(files.get(logical, served / logical)))
+        out.append(error)
+    return out
 
 
 def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[CdsService, ...],
@@ -94,7 +104,9 @@ def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[Cds
     trial = Trial(files=tuple(sorted(placed)))
     with tempfile.TemporaryDirectory(prefix="spinehip-trial-") as tmp:
         copy = Path(tmp) / rules_dir.name
-        shutil.copytree(rules_dir, copy)
+        for name, path in served_files(rules_dir).items():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy / name)
         for relative, content in placed.items():
             (copy / relative).parent.mkdir(parents=True, exist_ok=True)
             (copy / relative).write_bytes(content)

@@ -15,7 +15,14 @@ from service.config import PROJECT_ROOT
 from service.impact.ndjson import NdjsonError, NdjsonIndex
 from service.impact.replay import load_workload, replay
 from service.impact.sources import demo_records
-from tests.impact.windows import RULES, SIX_WEEKS, copy_with_window, patients_between
+from tests.impact.windows import (
+    FEW,
+    RULES,
+    SIX_WEEKS,
+    copy_with_window,
+    few_bundles,
+    patients_between,
+)
 
 AT = datetime.fromisoformat("2026-06-15T09:00:00+00:00")
 FIXTURES = PROJECT_ROOT / "fixtures"
@@ -52,13 +59,14 @@ def test_dask_cluster_gives_the_same_result_as_local_processes(workload, serial,
                          scheduler=cluster.scheduler_address, partition_size=4)
         assert on_dask.as_dict() == serial.as_dict()
         copy = copy_with_window(tmp_path, 49)
-        status = main(["rules", "impact", "--against", str(RULES), "--rules", str(copy), "--json",
-                       "--at", AT.isoformat(), "--engine", "dask",
-                       "--scheduler", cluster.scheduler_address])
+        args = ["rules", "impact", "--against", str(RULES), "--rules", str(copy), "--json",
+                "--at", AT.isoformat(), "--patients", str(few_bundles(tmp_path / "few"))]
+        status = main([*args, "--engine", "dask", "--scheduler", cluster.scheduler_address])
     assert status == 1
-    report = json.loads(capsys.readouterr().out)
-    assert {c["patient"] for c in report["changes"]} == patients_between(SIX_WEEKS, 49)
-    assert report["totals"] == serial.as_dict()["totals"]
+    on_cluster = json.loads(capsys.readouterr().out)
+    assert {c["patient"] for c in on_cluster["changes"]} == patients_between(SIX_WEEKS, 49) & set(FEW)
+    assert main([*args, "--jobs", "2"]) == 1
+    assert json.loads(capsys.readouterr().out)["totals"] == on_cluster["totals"]
 
 
 def test_dask_without_a_scheduler_is_a_clear_error(workload) -> None:
@@ -66,11 +74,11 @@ def test_dask_without_a_scheduler_is_a_clear_error(workload) -> None:
         replay(workload, demo_records(FIXTURES, AT), engine="dask")
 
 
-def write_export(directory: Path) -> None:
-    """The demo patients as a Bulk FHIR export: one NDJSON file per resource type."""
+def write_export(directory: Path, bundles: Path) -> None:
+    """The Bundles' patients as a Bulk FHIR export: one NDJSON file per resource type."""
     directory.mkdir()
     by_type: dict[str, list[bytes]] = {}
-    for file in sorted((FIXTURES / "patients").glob("*.json")):
+    for file in sorted(bundles.glob("*.json")):
         for resource in fixtures.bundle_resources(fixtures.load_bundle(file, AT)):
             by_type.setdefault(resource["resourceType"], []).append(orjson.dumps(resource))
     for kind, lines in by_type.items():
@@ -78,14 +86,15 @@ def write_export(directory: Path) -> None:
 
 
 def test_bulk_ndjson_export_gives_the_same_changes_as_the_bundles(tmp_path, capsys) -> None:
-    export = tmp_path / "export"
-    write_export(export)
+    export, bundles = tmp_path / "export", few_bundles(tmp_path / "few")
+    write_export(export, bundles)
     copy = copy_with_window(tmp_path, 49)
     args = ["rules", "impact", "--against", str(RULES), "--rules", str(copy), "--json",
             "--at", AT.isoformat(), "--jobs", "1"]
     assert main([*args, "--patients", str(export)]) == 1
     from_ndjson = json.loads(capsys.readouterr().out)
-    assert main([*args, "--patients", str(FIXTURES / "patients")]) == 1
+    assert {c["patient"] for c in from_ndjson["changes"]} == patients_between(SIX_WEEKS, 49) & set(FEW)
+    assert main([*args, "--patients", str(bundles)]) == 1
     from_bundles = json.loads(capsys.readouterr().out)
     assert from_ndjson["changes"] == from_bundles["changes"]
     assert from_ndjson["totals"] == from_bundles["totals"]
@@ -116,7 +125,7 @@ def test_the_index_groups_lines_scattered_over_files_by_patient(tmp_path) -> Non
 
 def test_a_broken_ndjson_line_is_named_by_file_and_line(tmp_path, capsys) -> None:
     export = tmp_path / "broken"
-    write_export(export)
+    write_export(export, few_bundles(tmp_path / "few"))
     with (export / "Observation.ndjson").open("a") as stream:
         stream.write('{"resourceType": "Observation", "id": \n')
     lines = (export / "Observation.ndjson").read_text().count("\n")

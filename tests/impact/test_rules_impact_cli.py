@@ -11,7 +11,14 @@ import sys
 import pytest
 
 from service.config import PROJECT_ROOT
-from tests.impact.windows import RULES, SIX_WEEKS, copy_with_window, patients_between
+from tests.impact.windows import (
+    FEW,
+    RULES,
+    SIX_WEEKS,
+    copy_with_window,
+    few_bundles,
+    patients_between,
+)
 
 AT = "2026-06-15T09:00:00+00:00"
 
@@ -57,14 +64,17 @@ def test_moving_the_six_week_window_names_exactly_the_patients_in_between(tmp_pa
     assert totals["cauda-equina"]["before"] == totals["cauda-equina"]["after"] > 0
 
 
-def test_the_text_table_names_the_same_patients_and_the_totals(tmp_path) -> None:
+def test_the_text_table_names_the_same_patients_and_the_progress_bar_goes_to_stderr(
+        tmp_path) -> None:
     copy = copy_with_window(tmp_path, 49)
-    done = impact("--against", str(RULES), "--rules", str(copy))
+    done = impact("--against", str(RULES), "--rules", str(copy), "--progress")
     assert done.returncode == 1, done.stderr
     changes = done.stdout.split("CHANGES", 1)[1].split("TOTALS PER RULE", 1)[0]
     named = {line.split()[0] for line in changes.strip().splitlines()[2:]}
     assert named == patients_between(SIX_WEEKS, 49)
     assert "spine-pattern-mri" in done.stdout.split("TOTALS PER RULE", 1)[1]
+    count = len(list((PROJECT_ROOT / "fixtures" / "patients").glob("*.json")))
+    assert f"{count}/{count} patients" in done.stderr and "[#" not in done.stdout
 
 
 def test_an_unchanged_copy_changes_nothing_and_exits_0(tmp_path) -> None:
@@ -95,22 +105,12 @@ def test_a_missing_source_exits_2_naming_it(tmp_path) -> None:
     assert "nowhere" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_progress_bar_goes_to_stderr_only(tmp_path) -> None:
-    copy = copy_with_window(tmp_path, 49)
-    done = impact("--against", str(RULES), "--rules", str(copy), "--json", "--progress",
-                  "--jobs", "2")
-    count = json.loads(done.stdout)["patients"]
-    assert f"{count}/{count} patients" in done.stderr
-    quiet = impact("--against", str(RULES), "--rules", str(copy), "--json")
-    assert "patients," not in quiet.stderr
-
-
 def test_a_directory_of_bundles_gives_the_same_patients(tmp_path) -> None:
     copy = copy_with_window(tmp_path, 49)
-    bundles = tmp_path / "bundles"
-    shutil.copytree(PROJECT_ROOT / "fixtures" / "patients", bundles)
+    bundles = few_bundles(tmp_path / "bundles")
     done = impact("--against", str(RULES), "--rules", str(copy), "--patients", str(bundles),
                   "--json")
     assert done.returncode == 1, done.stderr
-    assert changed_patients(done) == patients_between(SIX_WEEKS, 49)
-    assert "FHIR Bundles" in json.loads(done.stdout)["patients from"]
+    assert changed_patients(done) == patients_between(SIX_WEEKS, 49) & set(FEW)
+    report = json.loads(done.stdout)
+    assert "FHIR Bundles" in report["patients from"] and report["patients"] == len(FEW)

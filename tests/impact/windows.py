@@ -59,3 +59,17 @@ def patients_between(low: int, high: int) -> set[str]:
         if onset is not None and low <= onset < high:
             out.add(json.loads(file.read_text())["entry"][0]["resource"]["id"])
     return out - red_flag_patients()
+
+
+# A few patients on both sides of the window and one red flag: enough for the source and engine
+# tests, which check that each way in gives the same answer, at a fraction of the cost.
+FEW = ("gtps-day41", "s01-sciatica-8-weeks", "s08-ces-with-hip-oa", "spine-onset-day41",
+       "spine-onset-day42", "spine-onset-day43")
+
+
+def few_bundles(directory: Path) -> Path:
+    """A directory holding the FEW patients' Bundles."""
+    directory.mkdir(parents=True)
+    for slug in FEW:
+        shutil.copyfile(FIXTURES / "patients" / f"{slug}.json", directory / f"{slug}.json")
+    return directory

@@ -13,7 +13,14 @@ from fhir_server_process import LocalFhirServer
 
 from service.config import PROJECT_ROOT
 from service.fixtures_load import load_fixtures
-from tests.impact.windows import RULES, SIX_WEEKS, copy_with_window, patients_between
+from tests.impact.windows import (
+    FEW,
+    RULES,
+    SIX_WEEKS,
+    copy_with_window,
+    few_bundles,
+    patients_between,
+)
 
 AT = "2026-06-15T09:00:00+00:00"
 
@@ -31,14 +38,16 @@ def impact(server: LocalFhirServer, rules, token: str) -> subprocess.CompletedPr
 def test_patients_read_from_a_fhir_server_change_as_the_demo_patients_do(
     spare_fhir_server: LocalFhirServer, tmp_path
 ) -> None:
-    load_fixtures(spare_fhir_server.base_url, token=spare_fhir_server.token,
-                  fixtures_dir=PROJECT_ROOT / "fixtures", now=datetime.fromisoformat(AT))
+    few = tmp_path / "fixtures"
+    few_bundles(few / "patients")
+    load_fixtures(spare_fhir_server.base_url, token=spare_fhir_server.token, fixtures_dir=few,
+                  now=datetime.fromisoformat(AT))
     copy = copy_with_window(tmp_path, 49)
     done = impact(spare_fhir_server, copy, spare_fhir_server.token)
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
-    assert {c["patient"] for c in report["changes"]} == patients_between(SIX_WEEKS, 49)
-    assert report["patients"] == len(list((PROJECT_ROOT / "fixtures" / "patients").glob("*.json")))
+    assert {c["patient"] for c in report["changes"]} == patients_between(SIX_WEEKS, 49) & set(FEW)
+    assert report["patients"] == len(FEW)
 
     refused = impact(spare_fhir_server, copy, "not-the-token")
     assert refused.returncode == 2
