@@ -1,7 +1,8 @@
 """``python -m benchmarks``: every measurement, the targets checked, RESULTS.md written.
 
 Options: ``--quick`` (tiny sizes and counts: proves the harness runs, figures mean nothing),
-``--parts`` to run a subset of A (in process), B (HTTP), C (FHIR fallback), ``--results`` for
+``--parts`` to run a subset of A (in process), B (HTTP), C (FHIR fallback), D (rule-set impact
+replay of a synthetic population, per engine), ``--results`` for
 where the Markdown goes, ``--strict`` to exit 1 when a target fails.
 """
 
@@ -23,6 +24,7 @@ from benchmarks.http_bench import HttpLoad, measure_http
 from benchmarks.inprocess import Budget, Engine, measure_size
 from benchmarks.integration import helper
 from benchmarks.profiling import profile_evaluation, profile_request_path
+from benchmarks.replay import POPULATION, QUICK_POPULATION, measure_replay, render_replay
 from benchmarks.report import TARGET_SIZE, Machine, Results, render, targets, write_results
 from benchmarks.servers import ServerUnavailable, floor_server, spinehip_server
 from benchmarks.synthetic import synthetic_request
@@ -108,13 +110,16 @@ def run_over_http(results: Results, plan: Plan, engine: Engine, now: datetime, p
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and counts (smoke run)")
-    parser.add_argument("--parts", default="ABC", type=str.upper,
-                        help="which parts to run: A in process, B HTTP, C FHIR fallback (default ABC)")
+    parser.add_argument("--parts", default="ABCD", type=str.upper,
+                        help="which parts to run: A in process, B HTTP, C FHIR fallback, "
+                             "D impact replay (default ABCD)")
+    parser.add_argument("--population", type=int,
+                        help=f"patients of part D (default {POPULATION}, {QUICK_POPULATION} with --quick)")
     parser.add_argument("--results", type=Path, default=RESULTS_FILE, help="Markdown file to write")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     args = parser.parse_args(argv)
-    if not args.parts or set(args.parts) - set("ABC"):
-        parser.error("--parts takes letters from A, B, C")
+    if not args.parts or set(args.parts) - set("ABCD"):
+        parser.error("--parts takes letters from A, B, C, D")
     return args
 
 
@@ -130,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_over_http(results, plan, engine, now, args.parts)
     checks = targets(results)
     text = render(results, checks)
+    if "D" in args.parts:
+        population = args.population or (QUICK_POPULATION if args.quick else POPULATION)
+        with tempfile.TemporaryDirectory(prefix="spinehip-replay-") as tmp:
+            replayed = measure_replay(Path(tmp), now, population=population, progress=progress)
+        text = f"{text.rstrip()}\n\n{render_replay(replayed)}\n"
     print(text)
     write_results(args.results, text)
     progress(f"written to {args.results}")

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from service import fixtures
+from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
 
 PANEL = "draft panel"
 ENCOUNTER_ID = "impact-replay"
+USER_ID = "Practitioner/spinehip-impact-replay"
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,14 @@ def _retargeted(drafts: Mapping[str, Any], patient_id: str) -> dict[str, Any]:
     return out
 
 
+def takes_drafts(hook: str) -> bool:
+    """Order hooks: their context carries ``draftOrders``."""
+    return any(f.name == "draftOrders" for f in HOOKS[hook].fields)
+
+
 def _body(service: CdsService, patient_id: str, drafts: dict[str, Any] | None) -> dict[str, Any]:
     """A request body with no prefetch: the data comes through the demo-source path."""
-    context: dict[str, Any] = {"userId": fixtures.DEFAULT_USER_ID, "patientId": patient_id}
+    context: dict[str, Any] = {"userId": USER_ID, "patientId": patient_id}
     if service.hook == "encounter-start":
         context["encounterId"] = ENCOUNTER_ID
     if drafts is not None:
@@ -67,7 +74,7 @@ def hook_calls(record: PatientRecord, services: Sequence[CdsService],
                panel: Mapping[str, Any]) -> Iterator[HookCall]:
     """Every service once; order-hook services once per draft Bundle of the patient."""
     for service in services:
-        if service.hook not in fixtures.ORDER_HOOKS:
+        if not takes_drafts(service.hook):
             yield HookCall(service.hook, service, _body(service, record.patient_id, None))
             continue
         for name, drafts in (record.drafts or {PANEL: panel}).items():

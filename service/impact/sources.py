@@ -25,8 +25,10 @@ from service.cdshooks.services import CdsService
 from service.fhir_client import FHIR_JSON, FetchResult, FhirClient, bundle_resources, next_link
 from service.impact.calls import PatientRecord
 from service.impact.ndjson import NdjsonIndex, patient_of
+from service.yamlsource import load_yaml
 
 DEMO = "demo"
+ORDER_REQUESTS = "order_requests.yaml"  # which demo patients have which draft orders
 LISTING_PAGE = 100
 
 
@@ -40,13 +42,18 @@ class Source:
 
 
 def _demo_drafts(fixtures_dir: Path, now: datetime) -> dict[str, dict[str, dict[str, Any]]]:
-    """Patient id -> {order request name: its draftOrders Bundle}, from the fixture requests."""
+    """Patient id -> {order request name: its draftOrders Bundle}, from ``order_requests.yaml``."""
+    ids = {file.stem: patient_id for patient_id, file in fixtures.demo_patient_files(fixtures_dir).items()}
+    listing = fixtures_dir / ORDER_REQUESTS
+    specs = load_yaml(listing).data.get("orders") if listing.exists() else []
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, request in fixtures.planned_requests(fixtures_dir).items():
-        context = request["context"]
-        if request["hook"] in fixtures.ORDER_HOOKS:
-            drafts = fixtures.render(context["draftOrders"], now, source=f"drafts/{name}.json")
-            out.setdefault(context["patientId"], {})[name] = drafts
+    for spec in specs or []:
+        name, slug = spec["request"], spec["patient"]
+        if slug not in ids:
+            raise ValueError(f"{listing}: order request {name} names no demo patient {slug!r}")
+        drafts = fixtures.read_json(fixtures_dir / "drafts" / f"{name}.json")
+        fixtures.expect_type(drafts, "Bundle", f"drafts/{name}.json")
+        out.setdefault(ids[slug], {})[name] = fixtures.render(drafts, now, source=f"drafts/{name}.json")
     return out
 
 
