@@ -140,12 +140,21 @@ def peak_memory() -> Iterator[list[int]]:
         thread.join()
 
 
-def changed_rules(tmp: Path) -> Path:
-    copy = tmp / "rules-7-weeks"
-    shutil.copytree(PROJECT_ROOT / "rules", copy)
-    for file in copy.rglob("*.yaml"):
-        file.write_text(re.sub(r"\b42d\b", "49d", file.read_text()))
-    return copy
+def copy_with_window(target: Path, days: int) -> Path:
+    """A copy of the bundled rules at ``target`` whose 6-week window is ``days`` days (written
+    as 42 days in the rule files, or as a 6-week named parameter)."""
+    shutil.copytree(PROJECT_ROOT / "rules", target)
+    edited = 0
+    for file in sorted(target.rglob("*.yaml")):
+        text = file.read_text(encoding="utf-8")
+        new = re.sub(r"\b42d\b", f"{days}d", text)
+        new = re.sub(r"(\bvalue:\s*)6w\b", rf"\g<1>{days}d", new)
+        if new != text:
+            file.write_text(new, encoding="utf-8")
+            edited += 1
+    if not edited:
+        raise ValueError("no 6-week window found in the rule files")
+    return target
 
 
 def run_engine(engine: str, export: Path, rules: Path, now: datetime, workers: int,
@@ -172,7 +181,7 @@ def measure_replay(workdir: Path, now: datetime, *, population: int, progress) -
     resources = write_population(export, population, now)
     write_seconds = time.perf_counter() - started
     size = sum(f.stat().st_size for f in export.iterdir()) / 2**20
-    rules = changed_rules(workdir)
+    rules = copy_with_window(workdir / "rules-7-weeks", 49)
     workers = len(os.sched_getaffinity(0))
     progress(f"D: replay on local worker processes ({workers})")
     runs = [run_engine("local", export, rules, now, workers)]

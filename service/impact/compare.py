@@ -7,6 +7,7 @@ the Dask engine may merge partitions in any order and still print the same repor
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,16 +109,16 @@ class Impact:
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def merge(self, other: Impact) -> Impact:
-        """A new Impact holding both; patient lists kept in patient-id order."""
+        """A new Impact holding both; patient lists (each sorted) stay in patient-id order."""
         totals = {rule: RuleTotal(**t.as_dict()) for rule, t in self.totals.items()}
         for rule, total in other.totals.items():
             totals.setdefault(rule, RuleTotal()).add(total)
         return Impact(
             patients=self.patients + other.patients,
             calls=self.calls + other.calls,
-            changes=sorted([*self.changes, *other.changes], key=lambda c: c["patient"]),
+            changes=list(heapq.merge(self.changes, other.changes, key=lambda c: c["patient"])),
             totals=totals,
-            errors=sorted([*self.errors, *other.errors], key=lambda e: (e["patient"], e["call"])),
+            errors=list(heapq.merge(self.errors, other.errors, key=lambda e: e["patient"])),
         )
 
     @property

@@ -83,7 +83,7 @@ def _page(session: AdminSession, *, trial: Trial | None = None, edit_path: str =
         calls, rates, audit_error = 0, [], f"the audit database cannot be read ({type(exc).__name__})"
     html = render_template(
         "workbench/page.html", csrf=_sessions().csrf_token(session), ruleset=ruleset,
-        rules=rule_rows(ruleset), registry=rt.rules.status(), loaded_at=rt.rules.loaded_at,
+        rules=rule_rows(ruleset), loaded_at=rt.rules.loaded_at,
         last_error=rt.rules.last_error or [], calls=calls, rates=rates, audit_error=audit_error,
         files=rule_files(ruleset.rules_dir), edit_path=edit_path, edit_text=edit_text,
         trial=trial, error=error, change_headers=CHANGE_HEADERS, total_headers=TOTAL_HEADERS,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from benchmarks.replay import ReplayResult, changed_rules, render_replay, run_engine, write_population
+from benchmarks.replay import ReplayResult, render_replay, run_engine, write_population
 from service.impact.ndjson import NdjsonIndex
-from tests.impact.windows import FIXTURES, SIX_WEEKS, patients_between
+from tests.impact.windows import FIXTURES, SIX_WEEKS, copy_with_window, patients_between
 
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 
@@ -25,7 +25,7 @@ def test_a_small_population_is_replayed_and_reported(tmp_path) -> None:
         assert sum(len(r) for _, r in index.patients()) == resources
     finally:
         index.close()
-    run = run_engine("local", export, changed_rules(tmp_path), NOW, workers=2)
+    run = run_engine("local", export, copy_with_window(tmp_path, 49), NOW, workers=2)
     assert run.patients == 50
     # Patient n clones the n-th demo patient (file order); clones of those the window moves change.
     files = sorted((FIXTURES / "patients").glob("*.json"))

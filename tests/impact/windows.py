@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from benchmarks.replay import copy_with_window as window_copy
 from service.config import PROJECT_ROOT
 
 RULES = PROJECT_ROOT / "rules"
@@ -26,17 +27,7 @@ _DAYS = {"d": 1, "w": 7, "y": 365}
 
 def copy_with_window(tmp_path: Path, days: int) -> Path:
     """A copy of the bundled rules whose 6-week window is ``days`` days."""
-    copy = tmp_path / f"rules-{days}d"
-    shutil.copytree(RULES, copy)
-    edited = 0
-    for file in sorted(copy.rglob("*.yaml")):
-        text = file.read_text(encoding="utf-8")
-        new = re.sub(rf"\b{SIX_WEEKS}d\b", f"{days}d", text)
-        if new != text:
-            file.write_text(new, encoding="utf-8")
-            edited += 1
-    assert edited, "no 6-week window found in the rule files"
-    return copy
+    return window_copy(tmp_path / f"rules-{days}d", days)
 
 
 def earliest_onset_days(bundle_file: Path) -> int | None:

@@ -197,3 +197,25 @@ def test_audit_rates_come_from_recorded_calls(tmp_path) -> None:
     assert "2 audited hook calls." in page
     rates = {row[0]: row for row in table_rows(page, "rates")}
     assert rates["spine-pattern-mri"][1:3] == ("2", "100%")
+
+
+def test_reload_from_the_page_shows_rejected_files_by_line_and_keeps_serving(tmp_path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    client = signed_in(make_client(tmp_path, rules_dir=rules, rules_watch_s=0.0))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    served = re.search(r'id="served-version">([^<]+)<', page).group(1)
+    broken = rules / R05
+    good = broken.read_text()
+    broken.write_text(good.replace("    selection: at-most-one", "    selecton: at-most-one"))
+    line = next(i for i, row in enumerate(broken.read_text().splitlines(), 1) if "selecton" in row)
+    reply = client.post("/admin/rules/reload-now", data={"csrf": csrf_of(page)})
+    assert reply.status_code == 303
+    page = client.get("/admin/rules").get_data(as_text=True)
+    [error] = table_rows(page, "reload-errors")
+    assert error[0].startswith(f"{broken}:{line}:")
+    assert f'id="served-version">{served}<' in page
+    broken.write_text(good + "# reviewed\n")
+    client.post("/admin/rules/reload-now", data={"csrf": csrf_of(page)})
+    page = client.get("/admin/rules").get_data(as_text=True)
+    assert "Loaded without errors" in page and f'id="served-version">{served}<' not in page
