@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
-from service.engine.cli import _parse_time as parse_time
+from service.engine.dates import instant_or_now
 from service.impact.progress import ProgressBar
 from service.impact.replay import DEFAULT_PARTITION, ENGINES, load_workload, replay
 from service.impact.report import render_json, render_text
@@ -34,7 +34,7 @@ def _token(args: argparse.Namespace) -> str | None:
 def _impact(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     rules = args.rules or settings.rules_dir
-    now = parse_time(args.at)
+    now = instant_or_now(args.at)
     try:
         workload = load_workload(args.against, rules, hooks_dir=args.hooks or settings.hooks_dir,
                                  fixtures_dir=args.fixtures or settings.fixtures_dir, now=now)
