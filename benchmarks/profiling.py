@@ -106,7 +106,7 @@ def _json_logs_to_devnull(settings: Settings) -> Iterator[None]:
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     with open(os.devnull, "w") as sink:
-        configure_logging(settings, stream=sink)
+        configure_logging(settings.log_level, stream=sink)
         try:
             yield
         finally:

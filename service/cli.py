@@ -19,10 +19,29 @@ from service.yamlsource import ConfigFileError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Run under gunicorn: Flask's development server is never used to serve."""
-    from service.server import run_gunicorn
+    """Run under gunicorn: Flask's development server is never used to serve.
 
-    return run_gunicorn(host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
+    Every line is JSON from the first one on, start-up failures included, so a log collector
+    sees why a pod did not start.
+    """
+    from service import metrics_dir
+
+    shared = metrics_dir.prepare()  # before any worker records a sample
+    from service.logging_setup import configure_logging
+
+    configure_logging()
+    log = logging.getLogger("service.serve")
+    try:
+        from service.server import run_gunicorn
+
+        return run_gunicorn(host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
+    except (ConfigFileError, ValueError) as exc:
+        errors = [e.as_dict() for e in exc.errors] if isinstance(exc, ConfigFileError) else [str(exc)]
+        log.error("the service cannot start: %s", exc, extra={"fields": {
+            "event": "startup_failed", "errors": errors}})
+        return 2
+    finally:
+        shared.remove()
 
 
 def _evaluate(args: argparse.Namespace) -> int:

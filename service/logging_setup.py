@@ -21,7 +21,6 @@ from typing import IO
 from flask import Flask, Response, g, has_request_context, request
 
 from service import metrics
-from service.config import Settings
 from service.security.redact import redact
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -30,13 +29,15 @@ request_log = logging.getLogger("spinehip.request")
 
 
 class JsonFormatter(logging.Formatter):
-    """time, level, logger, message, request id when inside a request, and any ``fields``."""
+    """time, level, logger, pid, message on every line; the request id inside a request; and
+    any ``fields`` passed as ``extra={"fields": {...}}``, as members of their own."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": redact(record.getMessage()),
         }
         if has_request_context() and "request_id" in g:
@@ -47,15 +48,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(settings: Settings, stream: IO[str] | None = None) -> None:
-    """Send every logger's records to ``stream`` (stderr) as JSON at the configured level."""
+def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """Send every logger's records, and Python's warnings, to ``stream`` (stderr) as JSON."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(settings.log_level)
+    root.setLevel(level)
+    logging.captureWarnings(True)
 
 
 def init_app(app: Flask) -> None:
@@ -78,10 +80,7 @@ def init_app(app: Flask) -> None:
         metrics.observe_request(service_id, response.status_code, seconds)
         response.headers[REQUEST_ID_HEADER] = g.request_id
         request_log.info(
-            "%s %s %d",
-            request.method,
-            route or "(no route)",
-            response.status_code,
+            "request",
             extra={
                 "fields": {
                     "event": "request",

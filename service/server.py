@@ -8,17 +8,34 @@ from booting, and gunicorn shuts the whole server down when one cannot boot.
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from prometheus_client import multiprocess
 
 from service.app import create_app
 from service.config import Settings
 from service.engine import install_sighup
 from service.logging_setup import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+class _JsonLogger(glogging.Logger):
+    """gunicorn's own lines (start-up, worker and socket errors) through the service's JSON
+    handler on the root logger, instead of gunicorn's plain-text stream handler."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
 
 
 class _Arbiter(Arbiter):
@@ -29,7 +46,7 @@ class _Arbiter(Arbiter):
     """
 
     def handle_hup(self) -> None:
-        self.log.info("SIGHUP: reloading rules in every worker")
+        log.info("SIGHUP: reloading rules in every worker", extra={"fields": {"event": "sighup"}})
         self.kill_workers(signal.SIGHUP)
 
 
@@ -46,6 +63,9 @@ class _Gunicorn(BaseApplication):
         self.cfg.set("preload_app", True)
         self.cfg.set("post_fork", self._post_fork)
         self.cfg.set("post_worker_init", self._post_worker_init)
+        self.cfg.set("when_ready", self._when_ready)
+        self.cfg.set("child_exit", self._child_exit)
+        self.cfg.set("logger_class", _JsonLogger)
 
     def load(self) -> Flask:
         return self.app
@@ -53,6 +73,20 @@ class _Gunicorn(BaseApplication):
     def _post_fork(self, _server: Any, _worker: Any) -> None:
         # Database connections opened in the master must not be shared across processes.
         self.app.extensions["spinehip"].store.engine.dispose(close=False)
+
+    def _when_ready(self, server: Any) -> None:
+        """The one start-up line: where the service listens and what it serves."""
+        address = ", ".join(str(listener) for listener in server.LISTENERS)
+        rules = self.app.extensions["spinehip"].rules.current
+        log.info("listening on %s", address, extra={"fields": {
+            "event": "listening", "address": address, "workers": self.cfg.workers,
+            "mode": self.settings.mode, "rules_version": rules.full_version,
+        }})
+
+    @staticmethod
+    def _child_exit(_server: Any, worker: Any) -> None:
+        # Its counter and histogram files stay: the totals must not go backwards.
+        multiprocess.mark_process_dead(worker.pid)
 
     def _post_worker_init(self, _worker: Any) -> None:
         """After gunicorn set the worker's own signal handlers: add rule reloading."""
@@ -66,13 +100,14 @@ class _Gunicorn(BaseApplication):
         try:
             _Arbiter(self).run()
         except RuntimeError as exc:
-            raise SystemExit(f"error: {exc}") from exc
+            log.error("gunicorn failed: %s", exc, extra={"fields": {"event": "startup_failed"}})
+            raise SystemExit(1) from exc
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, timeout: int) -> int:
     """Build the app (failing fast on bad hooks, rules or settings), then serve it."""
     settings = Settings.from_env()
-    configure_logging(settings)
+    configure_logging(settings.log_level)
     app = create_app(settings)
     _Gunicorn(
         app,

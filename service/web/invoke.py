@@ -59,12 +59,12 @@ def invoke(service_id: str) -> Response:
     )
     metrics.observe_answer(service.id, body["cards"], answer.evaluation, answer.evaluation_ms / 1000)
     metrics.count_data_quality(answer.quality)
-    log.info(
-        "hook %s instance=%s cards=%d fetched=%s eval_ms=%.2f",
-        service.id,
-        hook_request.hook_instance,
-        len(body["cards"]),
-        ",".join(answer.data.fetched_keys) or "-",
-        answer.evaluation_ms,
-    )
+    log.info("hook answered", extra={"fields": {
+        "event": "hook",
+        "service": service.id,
+        "hook_instance": hook_request.hook_instance,
+        "cards": len(body["cards"]),
+        "fetched": list(answer.data.fetched_keys),
+        "evaluation_ms": round(answer.evaluation_ms, 2),
+    }})
     return jsonify(body)

@@ -11,7 +11,6 @@ import pytest
 from flask import Flask, jsonify
 
 from service import logging_setup
-from service.config import Settings
 
 # A syntactically valid, unsigned test JWT: header {"alg":"none"}, payload {"sub":"x"}.
 TEST_JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
@@ -22,7 +21,7 @@ def log_stream() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     stream = io.StringIO()
-    logging_setup.configure_logging(Settings(log_level="INFO"), stream)
+    logging_setup.configure_logging("INFO", stream)
     yield stream
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
