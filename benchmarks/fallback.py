@@ -8,7 +8,6 @@ its slowest query; it cannot beat it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,8 +89,7 @@ def measure_fallback(service_url: str, server: Any, synthetic: SyntheticRequest,
         synthetic.body, fhir_server=server.base_url, token=server.token)
     raw = orjson.dumps(body)
     settings = Settings()
-    client = FhirClient(timeout_s=settings.fhir_timeout_s, deadline_s=settings.fhir_deadline_s,
-                        page_cap=settings.fhir_page_cap)
+    client = FhirClient.from_settings(settings)
     request = parse_hook_request(body, service)
     queries = {key: render_template(template, request) for key, template in service.prefetch.items()}
 
@@ -108,8 +106,7 @@ def measure_fallback(service_url: str, server: Any, synthetic: SyntheticRequest,
             raise RuntimeError("the FHIR fallback answered other cards than the full prefetch")
 
         def fetch(query: str):
-            return client.fetch(server.base_url, query, server.token,
-                                time.monotonic() + settings.fhir_deadline_s)
+            return client.fetch(server.base_url, query, server.token)
 
         try:
             samples = {key: fetch(query) for key, query in queries.items()}

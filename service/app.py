@@ -47,12 +47,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok))
     store = Store.from_settings(settings)
     store.migrate()
-    fhir = fhir or FhirClient(
-        timeout_s=settings.fhir_timeout_s,
-        deadline_s=settings.fhir_deadline_s,
-        page_cap=settings.fhir_page_cap,
-        max_workers=settings.fhir_max_workers,
-    )
+    fhir = fhir or FhirClient.from_settings(settings)
     app.extensions["spinehip"] = Runtime(
         settings=settings,
         services=services,

@@ -66,7 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read the request file {args.request}: {exc.strerror}", file=sys.stderr)
         return 2
-    fhir = FhirClient(timeout_s=settings.fhir_timeout_s, deadline_s=settings.fhir_deadline_s)
+    fhir = FhirClient.from_settings(settings)
     try:
         body = fixtures.render(parse_json_body(raw), now, source=args.request)
         hook = body.get("hook") if isinstance(body, dict) else None

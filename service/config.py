@@ -42,6 +42,8 @@ class Settings:
     fhir_deadline_s: float = 8.0
     fhir_page_cap: int = 20
     fhir_max_workers: int = 8
+    fhir_max_response_bytes: int = 4 * 1024 * 1024  # one FHIR answer, once decoded
+    fhir_max_total_bytes: int = 16 * 1024 * 1024  # every FHIR answer of one hook call together
     cors_origins: tuple[str, ...] = ("*",)
     trusted_clients_path: Path | None = None
     admin_token: str | None = field(default=None, repr=False)
@@ -109,6 +111,12 @@ class Settings:
             fhir_timeout_s=number("SPINEHIP_FHIR_TIMEOUT", defaults.fhir_timeout_s),
             fhir_deadline_s=number("SPINEHIP_FHIR_DEADLINE", defaults.fhir_deadline_s),
             fhir_page_cap=int(number("SPINEHIP_FHIR_PAGE_CAP", defaults.fhir_page_cap, int)),
+            fhir_max_response_bytes=int(
+                number("SPINEHIP_FHIR_MAX_RESPONSE_BYTES", defaults.fhir_max_response_bytes, int)
+            ),
+            fhir_max_total_bytes=int(
+                number("SPINEHIP_FHIR_MAX_TOTAL_BYTES", defaults.fhir_max_total_bytes, int)
+            ),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else defaults.cors_origins,

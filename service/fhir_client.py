@@ -1,29 +1,36 @@
 """Reads what the EHR did not prefetch from its FHIR server, fast and bounded.
 
 One ``requests.Session`` (keep-alive) for the process; the queries of one hook call run in
-parallel on a shared pool; each call has a timeout and the whole fallback a deadline, so a slow
-or dead FHIR server costs the EHR a 412, never a hung request. Paging follows ``next`` links
-only on the FHIR server's own origin: a link elsewhere would carry the access token away.
+parallel on a shared pool. Each request has a timeout, each answer a byte cap once decoded, and
+the whole hook call a deadline and a byte total (see ``fhir_transport``): when the call ends,
+its reads end too, so a slow or hostile FHIR server costs its own EHR a 412 and keeps no fetch
+slot from the next call. Paging follows ``next`` links only on the FHIR server's own origin: a
+link elsewhere would carry the access token away.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from service import metrics
+from service.config import Settings
+from service.fhir_spec import FHIR_JSON
+from service.fhir_transport import AnswerRefused, CallScope, read_body, scoped_session
 
 log = logging.getLogger(__name__)
 
-FHIR_JSON = "application/fhir+json"
+#: After a call ends, how long its cut reads get to return before the call answers anyway.
+_END_GRACE_S = 1.0
 
 
 class FhirFetchError(Exception):
@@ -44,10 +51,42 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def _resource_type(query: str) -> str:
-    """The resource type a query reads, for metric labels (a paging link may be a full URL)."""
-    segments = [s for s in urlsplit(query).path.split("/") if s[:1].isupper()]
-    return segments[0] if segments else "paging"
+def _resource_type(base: str, url: str) -> str:
+    """The first path segment below the base: a resource type for a well-formed query or link."""
+    base_path, path = urlsplit(base).path.rstrip("/"), urlsplit(url).path
+    below = path[len(base_path):] if path.startswith(base_path + "/") else path
+    return below.lstrip("/").partition("/")[0]
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests wraps urllib3, which wraps the socket error."""
+    pending: list[Any] = [exc]
+    seen: list[BaseException] = []
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+
+
+def _no_answer_within(timeout_s: float) -> str:
+    return f"FHIR server did not answer within {timeout_s:g} s"
+
+
+def _unreachable(exc: requests.RequestException, timeout_s: float) -> str:
+    """What went wrong reaching the server, in words an integrator can act on."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "the FHIR server refused the connection"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS with the FHIR server failed (certificate not trusted or not valid for the host)"
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"could not connect to the FHIR server within {timeout_s:g} s"
+    if isinstance(exc, requests.Timeout):
+        return _no_answer_within(timeout_s)
+    return f"FHIR server unreachable ({type(exc).__name__})"
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -80,7 +119,7 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 
 
 class FhirClient:
-    """Parallel, deadline-bounded FHIR reads and searches for the FHIR fallback."""
+    """Parallel, deadline-bounded, size-capped FHIR reads and searches for the FHIR fallback."""
 
     def __init__(
         self,
@@ -89,14 +128,29 @@ class FhirClient:
         deadline_s: float = 8.0,
         page_cap: int = 20,
         max_workers: int = 8,
+        max_response_bytes: int = 4 * 1024 * 1024,
+        max_total_bytes: int = 16 * 1024 * 1024,
         session: requests.Session | None = None,
     ):
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self.page_cap = page_cap
-        self.session = session or requests.Session()
+        self.max_response_bytes = max_response_bytes
+        self.max_total_bytes = max_total_bytes
+        self.session = session or scoped_session()
         self.session.headers.update({"Accept": FHIR_JSON})
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fhir")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FhirClient:
+        return cls(
+            timeout_s=settings.fhir_timeout_s,
+            deadline_s=settings.fhir_deadline_s,
+            page_cap=settings.fhir_page_cap,
+            max_workers=settings.fhir_max_workers,
+            max_response_bytes=settings.fhir_max_response_bytes,
+            max_total_bytes=settings.fhir_max_total_bytes,
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -111,43 +165,72 @@ class FhirClient:
     ) -> dict[str, FetchResult | FhirFetchError]:
         """Run every query in parallel; each key maps to its result or its error.
 
-        ``url_check`` vets every paging link before the token is sent to it (None = allowed).
+        Returns by the deadline, or as soon as one query fails: the call then ends, and with it
+        every read still running. ``url_check`` vets every paging link before the token is sent
+        to it (None = allowed).
         """
-        deadline = time.monotonic() + self.deadline_s
+        scope = CallScope(self.deadline_s, self.max_total_bytes)
         futures = {
-            key: self._pool.submit(self.fetch, base_url, query, token, deadline, url_check)
+            key: self._pool.submit(self._fetch, scope, base_url, query, token, url_check)
             for key, query in queries.items()
         }
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
-        results: dict[str, FetchResult | FhirFetchError] = {}
-        for key, future in futures.items():
-            if not future.done():
+        done, pending = wait(futures.values(), timeout=max(0.0, scope.remaining_s()),
+                             return_when=FIRST_EXCEPTION)
+        if pending:
+            failure = next((f.exception() for f in done if f.exception() is not None), None)
+            scope.end(
+                f"abandoned after another query failed: {failure}" if isinstance(failure, FhirFetchError)
+                else self._deadline_passed()
+            )
+            for future in pending:
                 future.cancel()
-                results[key] = FhirFetchError(f"no answer within the {self.deadline_s:g} s deadline")
-                continue
-            exc = future.exception()
-            if exc is None:
-                results[key] = future.result()
-            elif isinstance(exc, FhirFetchError):
-                results[key] = exc
-            else:
-                log.warning("FHIR query %s failed: %s", key, type(exc).__name__)
-                results[key] = FhirFetchError(f"query failed ({type(exc).__name__})")
-        return results
+            wait(pending, timeout=_END_GRACE_S)
+        return {key: self._outcome(key, future, scope) for key, future in futures.items()}
 
     def fetch(
         self,
         base_url: str,
         query: str,
         token: str | None,
-        deadline: float,
         url_check: Callable[[str], str | None] | None = None,
     ) -> FetchResult:
-        """One read or search, following same-origin ``next`` links up to the page cap."""
-        resource_type = _resource_type(query)
+        """One query as a call of its own; raises FhirFetchError."""
+        result = self.fetch_all(base_url, {query: query}, token, url_check)[query]
+        if isinstance(result, FhirFetchError):
+            raise result
+        return result
+
+    def _deadline_passed(self) -> str:
+        return f"no complete answer within the {self.deadline_s:g} s deadline"
+
+    @staticmethod
+    def _outcome(key: str, future: Future[FetchResult], scope: CallScope) -> FetchResult | FhirFetchError:
+        if future.cancelled() or not future.done():
+            return FhirFetchError(scope.ended or "not fetched")
+        exc = future.exception()
+        if exc is None:
+            return future.result()
+        if isinstance(exc, FhirFetchError):
+            return exc
+        log.warning("FHIR query %s failed: %s", key, type(exc).__name__)
+        return FhirFetchError(f"query failed ({type(exc).__name__})")
+
+    def _fetch(
+        self,
+        scope: CallScope,
+        base_url: str,
+        query: str,
+        token: str | None,
+        url_check: Callable[[str], str | None] | None,
+    ) -> FetchResult:
+        """One read or search, its time and outcome counted by resource type."""
+        base = base_url.rstrip("/") + "/"
+        url = urljoin(base, query)
+        resource_type = _resource_type(base, url)
         started = time.monotonic()
         try:
-            result = self._fetch_pages(base_url, query, token, deadline, url_check)
+            with scope.reading():
+                result = self._fetch_pages(scope, base, url, token, url_check)
         except FhirFetchError:
             metrics.observe_fhir_request(resource_type, time.monotonic() - started, error=True)
             raise
@@ -156,14 +239,14 @@ class FhirClient:
 
     def _fetch_pages(
         self,
-        base_url: str,
-        query: str,
+        scope: CallScope,
+        base: str,
+        first_url: str,
         token: str | None,
-        deadline: float,
         url_check: Callable[[str], str | None] | None,
     ) -> FetchResult:
-        base = base_url.rstrip("/") + "/"
-        url: str | None = urljoin(base, query)
+        """Follow same-origin ``next`` links up to the page cap."""
+        url: str | None = first_url
         origin = _origin(base)
         result = FetchResult()
         while url is not None:
@@ -174,7 +257,7 @@ class FhirClient:
                 raise FhirFetchError(f"paging link refused: {refusal}")
             if result.pages >= self.page_cap:
                 raise FhirFetchError(f"more than {self.page_cap} pages; result incomplete")
-            body = self._get(url, token, deadline)
+            body = self._get(scope, url, token)
             result.pages += 1
             if body is None:
                 return result
@@ -193,31 +276,43 @@ class FhirClient:
                 url = None
         return result
 
-    def _get(self, url: str, token: str | None, deadline: float) -> dict[str, Any] | None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FhirFetchError("deadline passed before the query was sent")
+    def _get(self, scope: CallScope, url: str, token: str | None) -> dict[str, Any] | None:
+        remaining = scope.remaining_s()
+        if scope.ended or remaining <= 0:
+            raise FhirFetchError(scope.ended or self._deadline_passed())
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         started = time.monotonic()
         try:
             response = self.session.get(
-                url, headers=headers, timeout=min(self.timeout_s, remaining), allow_redirects=False
+                url, headers=headers, timeout=min(self.timeout_s, remaining), allow_redirects=False,
+                stream=True,
             )
-        except requests.Timeout:
-            raise FhirFetchError(f"FHIR server did not answer within {self.timeout_s:g} s") from None
         except requests.RequestException as exc:
-            raise FhirFetchError(f"FHIR server unreachable ({type(exc).__name__})") from None
-        finally:
-            log.debug("FHIR GET %s took %.1f ms", urlsplit(url).path, (time.monotonic() - started) * 1000)
-        status = response.status_code
-        if status in (404, 410) and "?" not in url:
-            return None  # a read of something that is not there: no data, not an error
-        if status in (401, 403):
-            raise FhirFetchError(f"FHIR server refused the access token ({status})")
-        if status != 200:
-            raise FhirFetchError(f"FHIR server answered {status}")
+            raise FhirFetchError(scope.ended or _unreachable(exc, self.timeout_s)) from None
         try:
-            body = orjson.loads(response.content)
+            status = response.status_code
+            if status in (404, 410) and "?" not in url:
+                return None  # a read of something that is not there: no data, not an error
+            if status in (401, 403):
+                raise FhirFetchError(f"FHIR server refused the access token ({status})")
+            if status != 200:
+                raise FhirFetchError(f"FHIR server answered {status}")
+            try:
+                raw = read_body(response, self.max_response_bytes, scope)
+            except AnswerRefused as exc:
+                raise FhirFetchError(str(exc)) from None
+            except ReadTimeoutError:
+                raise FhirFetchError(scope.ended or _no_answer_within(self.timeout_s)) from None
+            except (HTTPError, requests.RequestException, OSError) as exc:
+                raise FhirFetchError(
+                    scope.ended or f"the FHIR server broke off its answer ({type(exc).__name__})"
+                ) from None
+            response.raw.release_conn()
+        finally:
+            response.close()
+            log.debug("FHIR GET %s took %.1f ms", urlsplit(url).path, (time.monotonic() - started) * 1000)
+        try:
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise FhirFetchError("FHIR server answered with something that is not JSON") from None
         if not isinstance(body, dict):

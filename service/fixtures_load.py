@@ -22,9 +22,9 @@ import requests
 
 from service.config import Settings
 from service.engine.binding import FHIR_ID
+from service.fhir_spec import FHIR_JSON
 from service.fixtures import FixtureError, load_bundle
 
-FHIR_JSON = "application/fhir+json"
 TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
 _SUFFIX = re.compile(r"^[A-Za-z0-9\-.]{1,24}$")
 

@@ -4,7 +4,7 @@ servers it is allowed to read from, all on loopback.
 The trust file lists every hostile server as a FHIR base of the one trusted EHR, so each request
 passes the SEC-14 binding and really reaches the server it names: what is tested is what the
 service does with the answer. Limits are set low (a 2.5 s deadline, 1 MiB per FHIR answer, 4 MiB
-per hook call) so each hostile case is over in seconds.
+per hook call, 1 MiB per request body) so each hostile case is over in seconds.
 """
 
 from __future__ import annotations
@@ -45,20 +45,24 @@ RED_FLAG_PATIENT = "ces-condition-snomed"
 DEADLINE_S = 2.5
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024
 
-BEHAVIOURS: dict[str, hostile_fhir.Behaviour] = {
-    "healthy": hostile_fhir.healthy(
-        fixtures.demo_resources(PROJECT_ROOT / "fixtures", RED_FLAG_PATIENT, datetime.now(UTC)) or []
-    ),
-    "drip-body": hostile_fhir.drip(from_status_line=False),
-    "drip-status-line": hostile_fhir.drip(from_status_line=True),
-    "gzip-bomb": hostile_fhir.compression_bomb(64 * MAX_RESPONSE_BYTES, "gzip"),
-    "deflate-bomb": hostile_fhir.compression_bomb(64 * MAX_RESPONSE_BYTES, "deflate"),
-    "huge-with-length": hostile_fhir.huge(32 * MAX_RESPONSE_BYTES, chunked=False),
-    "huge-chunked": hostile_fhir.huge(32 * MAX_RESPONSE_BYTES, chunked=True),
-    "bulky": hostile_fhir.bulky(MAX_RESPONSE_BYTES * 9 // 10),
-    "random-paging": hostile_fhir.random_paging_links(),
-}
+
+
+def behaviours() -> dict[str, hostile_fhir.Behaviour]:
+    """One hostile FHIR server per name, and a healthy one holding the red-flag patient."""
+    red_flag = fixtures.demo_resources(PROJECT_ROOT / "fixtures", RED_FLAG_PATIENT, datetime.now(UTC))
+    return {
+        "healthy": hostile_fhir.healthy(red_flag or []),
+        "drip-body": hostile_fhir.drip(from_status_line=False),
+        "drip-status-line": hostile_fhir.drip(from_status_line=True),
+        "gzip-bomb": hostile_fhir.compression_bomb(16 * MAX_RESPONSE_BYTES, "gzip"),
+        "deflate-bomb": hostile_fhir.compression_bomb(16 * MAX_RESPONSE_BYTES, "deflate"),
+        "huge-with-length": hostile_fhir.huge(16 * MAX_RESPONSE_BYTES, chunked=False),
+        "huge-chunked": hostile_fhir.huge(16 * MAX_RESPONSE_BYTES, chunked=True),
+        "bulky": hostile_fhir.bulky(MAX_RESPONSE_BYTES * 9 // 10),
+        "random-paging": hostile_fhir.random_paging_links(),
+    }
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,16 @@ def diagnostics(response: requests.Response) -> str:
     return " | ".join(issue.get("diagnostics", "") for issue in body["issue"])
 
 
+def issue_fields(response: requests.Response) -> list[str]:
+    """The member each issue of an OperationOutcome answer names."""
+    return [expression for issue in response.json()["issue"] for expression in issue.get("expression", [])]
+
+
 @pytest.fixture(scope="package")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSetup]:
     work = tmp_path_factory.mktemp("hostile")
     certificate = hostile_fhir.loopback_certificate(work)
-    servers = {name: HostileFhirServer(behaviour, certificate) for name, behaviour in BEHAVIOURS.items()}
+    servers = {name: HostileFhirServer(behaviour, certificate) for name, behaviour in behaviours().items()}
     refused_base = f"https://127.0.0.1:{free_port()}/fhir"  # nothing listens there
     signing_key = ec.generate_private_key(ec.SECP384R1())
     jwks = JwksServer()
@@ -131,6 +140,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSetup]:
                 SPINEHIP_FHIR_TIMEOUT="1.5",
                 SPINEHIP_FHIR_MAX_RESPONSE_BYTES=str(MAX_RESPONSE_BYTES),
                 SPINEHIP_FHIR_MAX_TOTAL_BYTES=str(MAX_TOTAL_BYTES),
+                SPINEHIP_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
                 PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
                 REQUESTS_CA_BUNDLE=str(certificate[0]),
                 NO_PROXY="127.0.0.1,localhost",
