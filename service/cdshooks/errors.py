@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Longest piece of request text an error message quotes back.
+MAX_ECHO_CHARS = 80
+
+
+def echo(value: str) -> str:
+    """Request text as an error message may quote it: short enough never to grow the answer."""
+    return value if len(value) <= MAX_ECHO_CHARS else value[:MAX_ECHO_CHARS] + "..."
+
 
 class CdsError(Exception):
     """A request the service will not answer with cards; rendered as an OperationOutcome."""

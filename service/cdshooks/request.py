@@ -6,19 +6,25 @@ so the EHR integrator sees what to fix instead of an empty card list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from service.cdshooks.errors import CdsError
+from service.cdshooks.errors import CdsError, echo
 from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
 from service.engine.binding import FHIR_ID, REFERENCE
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MAX_DEPTH = DEFAULT_MAX_DEPTH
+MAX_URL_CHARS = 2048
+MAX_DRAFT_ORDERS = 500
+#: Skipped draft orders named in the answer; the rest are counted.
+MAX_SKIPS_ECHOED = 20
 
 
 @dataclass(frozen=True)
@@ -111,12 +117,22 @@ def _authorization(value: Any) -> FhirAuthorization:
 
 
 def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Resources of a draftOrders Bundle; malformed entries are skipped and named, not fatal."""
+    """Resources of a draftOrders Bundle; malformed entries are skipped and named, not fatal.
+
+    The answer names the first skipped entries and counts the rest, so a request of malformed
+    entries cannot make the answer larger than the request.
+    """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise CdsError(400, "`context.draftOrders` must be a FHIR Bundle", field="context.draftOrders")
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise CdsError(400, "`context.draftOrders.entry` must be an array", field="context.draftOrders.entry")
+    if len(entries) > MAX_DRAFT_ORDERS:
+        raise CdsError(
+            400,
+            f"`context.draftOrders.entry` holds {len(entries)} entries; at most {MAX_DRAFT_ORDERS} are read",
+            field="context.draftOrders.entry",
+        )
     orders, skipped = [], []
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -124,15 +140,22 @@ def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
             isinstance(resource, dict)
             and isinstance(resource.get("resourceType"), str)
             and isinstance(resource.get("id"), str)
+            and FHIR_ID.fullmatch(resource["id"])
         ):
             orders.append(resource)
         else:
             skipped.append(f"context.draftOrders.entry[{i}]")
+    if len(skipped) > MAX_SKIPS_ECHOED:
+        skipped[MAX_SKIPS_ECHOED:] = [f"and {len(skipped) - MAX_SKIPS_ECHOED} more entries"]
     return orders, skipped
 
 
 def _check_context(spec_name: str, context: dict[str, Any]) -> None:
     spec = HOOKS[spec_name]
+    if "draftOrders" in context and all(f.name != "draftOrders" for f in spec.fields):
+        raise CdsError(
+            400, f"`context.draftOrders` is not part of the {spec_name} context", field="context.draftOrders"
+        )
     for f in spec.fields:
         value = context.get(f.name)
         where = f"context.{f.name}"
@@ -158,9 +181,11 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
         raise CdsError(400, "request body must be a JSON object", code="structure")
     hook = _string(body, "hook")
     hook_instance = _string(body, "hookInstance")
+    if not UUID.fullmatch(hook_instance):
+        raise CdsError(400, "`hookInstance` must be a UUID", field="hookInstance")
     if hook != service.hook:
         raise CdsError(
-            400, f"`hook` is `{hook}` but service `{service.id}` answers `{service.hook}`", field="hook"
+            400, f"`hook` is `{echo(hook)}` but service `{service.id}` answers `{service.hook}`", field="hook"
         )
     context = body.get("context")
     if context is None:
@@ -176,6 +201,8 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
         not isinstance(fhir_server, str) or not fhir_server.startswith(("http://", "https://"))
     ):
         raise CdsError(400, "`fhirServer` must be an absolute http(s) URL", field="fhirServer")
+    if fhir_server is not None and len(fhir_server) > MAX_URL_CHARS:
+        raise CdsError(400, f"`fhirServer` is longer than {MAX_URL_CHARS} characters", field="fhirServer")
     authorization = None
     if body.get("fhirAuthorization") is not None:
         if fhir_server is None:

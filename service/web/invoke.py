@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, g, jsonify
 
 from service import metrics
-from service.cdshooks.errors import CdsError
+from service.cdshooks.errors import CdsError, echo
 from service.cdshooks.request import parse_hook_request
 from service.cdshooks.services import CdsService
 from service.pipeline import answer_hook
@@ -24,7 +24,7 @@ bp = Blueprint("invoke", __name__)
 def find_service(service_id: str) -> CdsService:
     service = runtime().services.get(service_id)
     if service is None:
-        raise CdsError(404, f"no CDS service with id `{service_id}`", code="not-found")
+        raise CdsError(404, f"no CDS service with id `{echo(service_id)}`", code="not-found")
     return service
 
 
