@@ -12,6 +12,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("development", "production")
 AUDIT_PATIENT_ID_POLICIES = ("store", "hash", "omit")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Marks the values deploy/secret.yaml ships with; production refuses to start on one.
+PLACEHOLDER = "REPLACE-ME"
+MIN_SECRET_BYTES = 32
 
 
 def parse_snooze_reasons(raw: str) -> tuple[tuple[str, int], ...]:
@@ -88,14 +91,12 @@ class Settings:
                 f"{', '.join(AUDIT_PATIENT_ID_POLICIES)}, not {audit_patient_id!r}"
             )
         audit_secret = env.get("SPINEHIP_AUDIT_SECRET") or None
-        if mode == "production" and audit_patient_id != "omit" and not audit_secret:
-            raise ValueError("SPINEHIP_AUDIT_SECRET is required in production to key patient ids")
         snooze = env.get("SPINEHIP_SNOOZE_REASONS")
         log_level = env.get("SPINEHIP_LOG_LEVEL", defaults.log_level).upper()
         if log_level not in LOG_LEVELS:
             raise ValueError(f"SPINEHIP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         origins = env.get("SPINEHIP_CORS_ORIGINS")
-        return cls(
+        settings = cls(
             mode=mode,
             public_base_url=(env.get("SPINEHIP_PUBLIC_BASE_URL") or "").rstrip("/") or None,
             database_url=env.get("DATABASE_URL") or defaults.database_url,
@@ -126,4 +127,55 @@ class Settings:
             audit_secret=audit_secret,
             snooze_reasons=parse_snooze_reasons(snooze) if snooze else defaults.snooze_reasons,
             log_level=log_level,
+        )
+        check_secrets(settings)
+        return settings
+
+
+def _secret_problem(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if PLACEHOLDER in value:
+        return f"{name} still holds the {PLACEHOLDER} placeholder of deploy/secret.yaml"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"{name} must be at least {MIN_SECRET_BYTES} bytes in production"
+    return None
+
+
+def check_secrets(settings: Settings) -> None:
+    """ValueError naming the variable when production would run on a missing, placeholder or short secret.
+
+    Every command that reads production data checks this; :func:`check_serving` adds what only the
+    HTTP service needs.
+    """
+    if not settings.production:
+        return
+    problems = [
+        _secret_problem("SPINEHIP_AUDIT_SECRET", settings.audit_secret),
+        _secret_problem("SPINEHIP_ADMIN_TOKEN", settings.admin_token),
+        f"DATABASE_URL still holds the {PLACEHOLDER} placeholder of deploy/secret.yaml"
+        if PLACEHOLDER in settings.database_url else None,
+    ]
+    if settings.audit_patient_id != "omit" and not settings.audit_secret:
+        problems.insert(0, "SPINEHIP_AUDIT_SECRET is required in production to key patient ids")
+    found = [p for p in problems if p]
+    if found:
+        raise ValueError("; ".join(found))
+
+
+def check_serving(settings: Settings) -> None:
+    """:func:`check_secrets`, plus what production needs to answer HTTP calls safely."""
+    check_secrets(settings)
+    if not settings.production:
+        return
+    if settings.trusted_clients_path is None:
+        raise ValueError(
+            "SPINEHIP_MODE=production requires SPINEHIP_TRUSTED_CLIENTS (the trusted-clients file)"
+        )
+    if not settings.public_base_url:
+        # aud checked against the request's own Host header would accept a token minted for
+        # another service, replayed here with that service's Host.
+        raise ValueError(
+            "SPINEHIP_MODE=production requires SPINEHIP_PUBLIC_BASE_URL (the URL EHRs call; JWT aud "
+            "is checked against it)"
         )

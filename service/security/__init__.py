@@ -10,7 +10,7 @@ import logging
 
 import flask
 
-from service.config import Settings
+from service.config import Settings, check_serving
 from service.security.fhir_binding import fhir_server_refusal
 from service.security.guard import RequestGate
 from service.security.headers import add_security_headers
@@ -38,14 +38,10 @@ EXTENSION_KEY = "spinehip.security"
 def build_verifier(settings: Settings, replay: ReplayCache | None = None) -> TokenVerifier | None:
     """The JWT verifier for these settings, or None in development without a trust file.
 
-    Raises ConfigFileError for a bad trust file and ValueError when production has none, so a
-    misconfigured service fails at start-up rather than on the first request.
+    Raises ConfigFileError for a bad trust file, so a misconfigured service fails at start-up
+    rather than on the first request (production without one is refused by ``check_serving``).
     """
     if settings.trusted_clients_path is None:
-        if settings.production:
-            raise ValueError(
-                "SPINEHIP_MODE=production requires SPINEHIP_TRUSTED_CLIENTS (the trusted-clients file)"
-            )
         return None
     trust = load_trust_config(settings.trusted_clients_path, settings.production)
     keys = KeyStore(trust.jwks_ttl_seconds, trust.jwks_refetch_interval_seconds)
@@ -55,18 +51,12 @@ def build_verifier(settings: Settings, replay: ReplayCache | None = None) -> Tok
 def init_app(app: flask.Flask, settings: Settings, replay: ReplayCache | None = None) -> None:
     """Install redaction, the JWT gate and the hardening headers on ``app``."""
     install_log_redaction()
+    check_serving(settings)
     verifier = build_verifier(settings, replay)
     if not settings.production:
         log.warning(
             "development mode: client JWTs are optional%s",
             "" if verifier else " and not checked (no SPINEHIP_TRUSTED_CLIENTS file)",
-        )
-    elif not settings.public_base_url:
-        # aud checked against the request's own Host header would accept a token minted for
-        # another service, replayed here with that service's Host.
-        raise ValueError(
-            "SPINEHIP_MODE=production requires SPINEHIP_PUBLIC_BASE_URL (the URL EHRs call; JWT aud "
-            "is checked against it)"
         )
     gate = RequestGate(settings, verifier)
     app.extensions[EXTENSION_KEY] = gate

@@ -17,11 +17,38 @@ def test_empty_environment_gives_the_embedded_development_defaults():
     assert settings.cors_origins == ("*",)
 
 
+AUDIT_SECRET = "a-real-audit-secret-of-32-or-more-bytes"
+
+
 def test_production_turns_demo_patients_off_and_needs_an_audit_secret():
     with pytest.raises(ValueError, match="SPINEHIP_AUDIT_SECRET"):
         Settings.from_env({"SPINEHIP_MODE": "production"})
-    settings = Settings.from_env({"SPINEHIP_MODE": "production", "SPINEHIP_AUDIT_SECRET": "k"})
+    settings = Settings.from_env({"SPINEHIP_MODE": "production", "SPINEHIP_AUDIT_SECRET": AUDIT_SECRET})
     assert settings.production and not settings.demo_patients
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SPINEHIP_AUDIT_SECRET", "REPLACE-ME-with-32-or-more-random-bytes"),
+        ("SPINEHIP_AUDIT_SECRET", "k" * 31),
+        ("SPINEHIP_ADMIN_TOKEN", "REPLACE-ME-with-a-long-random-admin-token"),
+        ("SPINEHIP_ADMIN_TOKEN", "admin"),
+        ("DATABASE_URL", "postgresql+psycopg://spinehip:REPLACE-ME@db.example.internal:5432/spinehip"),
+    ],
+)
+def test_production_refuses_placeholder_and_short_secrets_naming_the_variable(name, value):
+    env = {"SPINEHIP_MODE": "production", "SPINEHIP_AUDIT_SECRET": AUDIT_SECRET, name: value}
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env(env)
+    assert Settings.from_env({**env, "SPINEHIP_MODE": "development"}).mode == "development"
+
+
+def test_production_accepts_secrets_of_32_bytes():
+    settings = Settings.from_env({
+        "SPINEHIP_MODE": "production", "SPINEHIP_AUDIT_SECRET": "k" * 32, "SPINEHIP_ADMIN_TOKEN": "t" * 32,
+    })
+    assert settings.audit_secret == "k" * 32 and settings.admin_token == "t" * 32
 
 
 @pytest.mark.parametrize(
@@ -32,6 +59,8 @@ def test_production_turns_demo_patients_off_and_needs_an_audit_secret():
         ("SPINEHIP_FHIR_TIMEOUT", "-1"),
         ("SPINEHIP_RULES_WATCH", "often"),
         ("SPINEHIP_AUDIT_PATIENT_ID", "encrypt"),
+        ("SPINEHIP_FHIR_MAX_RESPONSE_BYTES", "0"),
+        ("SPINEHIP_FHIR_MAX_TOTAL_BYTES", "a lot"),
     ],
 )
 def test_invalid_value_is_refused_naming_the_variable(name, value):

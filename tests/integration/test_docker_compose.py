@@ -58,13 +58,25 @@ def _image_env(dockerfile: str) -> dict[str, str]:
     return env
 
 
+def _published(service: dict) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port) of each published port; no address = every interface."""
+    out = []
+    for mapping in service.get("ports", []):
+        *address, host, container = str(mapping).split(":")
+        out.append((address[0] if address else "0.0.0.0", int(host), int(container)))
+    return out
+
+
 def _port_mapping(service: dict) -> dict[int, int]:
     """Host port -> container port."""
-    out = {}
-    for mapping in service.get("ports", []):
-        host, container = str(mapping).split(":")
-        out[int(host)] = int(container)
-    return out
+    return {host: container for _, host, container in _published(service)}
+
+
+def test_development_mode_and_unauthenticated_hapi_listen_on_loopback_only(services: dict) -> None:
+    assert services["spinehip"]["environment"]["SPINEHIP_MODE"] == "development"
+    published = [p for s in services.values() for p in _published(s)]
+    assert published, "compose publishes the service and HAPI on the host"
+    assert {address for address, _, _ in published} == {"127.0.0.1"}
 
 
 def _probe_url(healthcheck: dict) -> str:

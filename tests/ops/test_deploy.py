@@ -9,6 +9,7 @@ kubelet's volume layout, at the path the service reads it from.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from ruamel.yaml import YAML
 
 from service.cdshooks.services import load_services
 from service.cli import build_parser
-from service.config import PROJECT_ROOT, Settings
+from service.config import PLACEHOLDER, PROJECT_ROOT, Settings
 from service.engine import load_ruleset
 from service.security.trust import load_trust_config
 from tests.support.kubelet import configmap_volume, flat_data
@@ -111,8 +112,16 @@ def test_every_environment_name_is_one_the_service_reads(pod_env) -> None:
     assert not unknown, f"deploy/ sets names the service never reads: {sorted(unknown)}"
 
 
+def test_shipped_secret_placeholders_are_refused_naming_each_variable(pod_env) -> None:
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env(pod_env)
+    assert "SPINEHIP_AUDIT_SECRET" in str(refused.value)
+    assert "DATABASE_URL" in str(refused.value)
+
+
 def test_pod_environment_is_a_valid_production_configuration(pod_env) -> None:
-    settings = Settings.from_env(pod_env)
+    filled = {name: value.replace(PLACEHOLDER, secrets.token_hex(16)) for name, value in pod_env.items()}
+    settings = Settings.from_env(filled)
     assert settings.production
     assert settings.database_url.startswith("postgresql")
     assert settings.audit_secret

@@ -100,7 +100,7 @@ def service_env(
         "SPINEHIP_MODE": "production",
         "DATABASE_URL": database_url,
         "SPINEHIP_TRUSTED_CLIENTS": str(trust_file),
-        "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret",
+        "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret-of-32-bytes",
         "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=30",
     }
 

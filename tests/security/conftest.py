@@ -124,6 +124,7 @@ def production_settings(tmp_path: Path, trust_file: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
         demo_patients=False,
         trusted_clients_path=trust_file,
+        audit_secret="security-tests-audit-secret-of-32-bytes",
         fhir_timeout_s=0.5,
         fhir_deadline_s=2.0,
     )

@@ -63,7 +63,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{port}"
     env = spinehip_env(SPINEHIP_MODE="production", SPINEHIP_TRUSTED_CLIENTS=str(trust),
                        SPINEHIP_PUBLIC_BASE_URL=url, DATABASE_URL=f"sqlite:///{tmp / 'store.db'}",
-                       SPINEHIP_DEMO_PATIENTS="0", SPINEHIP_AUDIT_SECRET="live-test-audit-secret")
+                       SPINEHIP_DEMO_PATIENTS="0", SPINEHIP_AUDIT_SECRET="live-test-audit-secret-of-32-bytes")
     try:
         with running(start_spinehip(env, tmp, port=port, name="server")) as served:
             yield LiveServer(url, served.log_path, key)
