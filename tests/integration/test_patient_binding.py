@@ -127,3 +127,19 @@ def test_fallback_binds_what_the_server_answers(client):
         answer = _call(client, _fallback_request())
     assert "cauda-equina" in _topics(answer)
     assert _excluded(answer) == {}
+
+
+def test_the_ehrs_operation_outcomes_are_counted_and_logged_without_their_text(client, caplog):
+    caplog.set_level(logging.INFO)
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "warning", "code": "processing",
+         "diagnostics": f"Patient/{PID}: 3 Observations withheld"}]}
+    observations = _bundle(_now_retention("mine", f"Patient/{PID}"))
+    observations["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
+    answer = _call(client, _request(_full_prefetch(observations)))
+    assert "cauda-equina" in _topics(answer)
+    assert answer["extension"][EXT]["dataQuality"]["operationOutcomes"] == 1
+    assert "warning/processing=1" in caplog.text
+    assert "withheld" not in caplog.text
+    clean = _call(client, _request(_full_prefetch(_bundle(_now_retention("m2", f"Patient/{PID}")))))
+    assert "operationOutcomes" not in clean["extension"][EXT].get("dataQuality", {})
