@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from service.engine.casetests import run_all
 from service.engine.dates import instant_or_now
 from service.engine.evaluate import Evaluation, evaluate
 from service.engine.ruleset import RuleSet, load_ruleset
+from service.engine.whynot import failed_clauses
 from service.yamlsource import ConfigFileError
 
 
@@ -58,11 +60,8 @@ def _test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def explain_text(ev: Evaluation) -> str:
-    """The trace laid out for a person: facts, derived values, then every rule's outcome."""
-    trace: dict[str, Any] = ev.trace
-    out = [f"rule set {ev.ruleset_version}, evaluated at {trace['now']} ({trace['hook']})",
-           f"patient {trace['patient']['ref']}, age {trace['patient']['ageYears']}", "", "FACTS"]
+def _fact_lines(trace: dict[str, Any]) -> list[str]:
+    out = []
     for fact in trace["facts"]:
         notes = [k for k in ("absent", "draft") if fact.get(k)]
         notes += [fact["note"]] if fact.get("note") else []
@@ -73,7 +72,11 @@ def explain_text(ev: Evaluation) -> str:
     for kind in ("skipped", "ignored"):
         for item in trace["input"].get(kind, []):
             out.append(f"  {kind}: {item['ref']}: {item['reason']}")
-    out += ["", "SCORES AND DERIVED FACTS"]
+    return out
+
+
+def _derived_lines(trace: dict[str, Any]) -> list[str]:
+    out = []
     for name, value in trace["derived"].items():
         if "score" in value:
             out.append(f"  {name} = {value['score']:g}")
@@ -85,33 +88,85 @@ def explain_text(ev: Evaluation) -> str:
         else:
             out.append(f"  {name} = {value['percent']}%" if value["percent"] is not None
                        else f"  {name} = unknown")
-    out += ["", "RULES"]
+    return out
+
+
+def _rule_lines(entry: dict[str, Any]) -> list[str]:
+    by = f" by {entry['suppressedBy']}" if entry.get("suppressedBy") else ""
+    out = [f"  {entry['rule']} (precedence {entry['precedence']}, {entry['mode']}, "
+           f"status {entry['ruleStatus']}): {entry['status']}{by}"]
+    if entry.get("failedClause"):
+        out.append(f"    failed: {entry['failedClause']}")
+    for match in entry.get("matched", []):
+        out.append(f"    {match['ref']} {match['display']} {match.get('date', '')}".rstrip())
+    out += [f"    limit: {limit}" for limit in entry["limits"]]
+    return out
+
+
+def explain_text(trace: dict[str, Any], version: str) -> str:
+    """The explained trace laid out for a person: facts, derived values, every rule's outcome."""
+    out = [f"rule set {version}, evaluated at {trace['now']} ({trace['hook']})",
+           f"patient {trace['patient']['ref']}, age {trace['patient']['ageYears']}", "", "FACTS"]
+    out += _fact_lines(trace)
+    out += ["", "SCORES AND DERIVED FACTS", *_derived_lines(trace), "", "RULES"]
     for entry in trace["rules"]:
-        by = f" by {entry['suppressedBy']}" if entry.get("suppressedBy") else ""
-        out.append(f"  {entry['rule']} (precedence {entry['precedence']}, {entry['mode']}): "
-                   f"{entry['status']}{by}")
-        for match in entry.get("matched", []):
-            out.append(f"    {match['ref']} {match['display']} {match.get('date', '')}".rstrip())
+        out += _rule_lines(entry)
     return "\n".join(out)
 
 
-def _explain(args: argparse.Namespace) -> int:
+def explained_trace(ruleset: RuleSet, ev: Evaluation, failed: dict[str, str]) -> dict[str, Any]:
+    """The evaluation's trace with each rule's status and limits, and for a rule that did not
+    fire the clause that failed."""
+    specs = {r.id: r.spec for r in ruleset.rules}
+    rules = []
+    for entry in ev.trace["rules"]:
+        spec = specs[entry["rule"]]
+        extra: dict[str, Any] = {"ruleStatus": spec.status, "limits": list(spec.limits)}
+        if entry.get("status") == "did not fire" and entry["rule"] in failed:
+            extra["failedClause"] = failed[entry["rule"]]
+        rules.append({**entry, **extra})
+    return {**ev.trace, "rules": rules}
+
+
+def _inputs(path: str, now: datetime) -> dict[str, Any]:
+    """Evaluation inputs from a patient Bundle or a CDS Hooks request (prefetch and drafts)."""
     from service import fixtures
 
+    data = fixtures.read_json(path)
+    if isinstance(data, dict) and data.get("resourceType") == "Bundle":
+        return {"resources": fixtures.bundle_resources(fixtures.load_bundle(path, now))}
+    if not isinstance(data, dict) or not isinstance(data.get("hook"), str):
+        raise fixtures.FixtureError(path, "$", "expected a Bundle or a CDS Hooks request")
+    request = fixtures.load_request(path, now)
+    context = request.get("context") or {}
+    resources: list[dict[str, Any]] = []
+    for value in (request.get("prefetch") or {}).values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            resources += fixtures.bundle_resources(value)
+        elif isinstance(value, dict):
+            resources.append(value)
+    return {"resources": resources, "hook": request["hook"],
+            "draft_orders": context.get("draftOrders") or (),
+            "selections": context.get("selections") or ()}
+
+
+def _explain(args: argparse.Namespace) -> int:
     ruleset = _load(args)
     if ruleset is None:
         return 1
     now = instant_or_now(args.at)
     try:
-        bundle = fixtures.load_bundle(args.bundle, now)
+        inputs = _inputs(args.file, now)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ev = evaluate(ruleset, fixtures.bundle_resources(bundle), now=now, hook=args.hook)
-    if args.json:
-        print(json.dumps(ev.trace, indent=2))
-    else:
-        print(explain_text(ev))
+    request_hook = inputs.pop("hook", "patient-view")
+    resources = inputs.pop("resources")
+    when = {"now": now, "hook": args.hook or request_hook, **inputs}
+    ev = evaluate(ruleset, resources, **when)
+    failed = failed_clauses(ruleset, resources, **when)
+    trace = explained_trace(ruleset, ev, failed)
+    print(json.dumps(trace, indent=2) if args.json else explain_text(trace, ev.ruleset_version))
     return 0
 
 
@@ -122,15 +177,16 @@ def register(subparsers: Any) -> Any:
     for name, func, text in (
         ("check", _check, "validate the rule files"),
         ("test", _test, "run every test case written beside the rules"),
-        ("explain", _explain, "show facts, scores and the rule trace for a Bundle"),
+        ("explain", _explain, "show facts, scores and why each rule did or did not fire"),
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--rules", type=Path, default=None,
                          help="rules directory (default: SPINEHIP_RULES_DIR, else the bundled rules)")
         cmd.set_defaults(func=func)
         if name == "explain":
-            cmd.add_argument("bundle", help="a FHIR Bundle JSON file (date tokens allowed)")
+            cmd.add_argument("file", help="a patient Bundle or a CDS Hooks request JSON file "
+                                           "(date tokens allowed; a request's drafts included)")
             cmd.add_argument("--at", help="evaluation time, ISO 8601 (default: now)")
-            cmd.add_argument("--hook", default="patient-view")
+            cmd.add_argument("--hook", help="the hook (default: the request's, else patient-view)")
             cmd.add_argument("--json", action="store_true", help="print the raw trace as JSON")
     return sub

@@ -10,6 +10,7 @@ from pathlib import Path
 from service.engine import model as m
 from service.engine.codes import FAMILY_MARK, ICD10CM, TEXT
 from service.engine.conditions import Node
+from service.engine.parameters import Parameter
 
 CodeKey = tuple[str, str]
 
@@ -30,7 +31,8 @@ class CompiledSuggestion:
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """One rule ready to run; ``spec.suppresses`` holds every rule it hides once it fires."""
+    """One rule ready to run: its texts have the parameters' values filled in, and
+    ``spec.suppresses`` holds every rule it hides once it fires (its tier's and its list)."""
 
     spec: m.Rule
     when: Node
@@ -76,6 +78,7 @@ class RuleSet:
     pama_finding: str | None
     rules: tuple[CompiledRule, ...]
     cases: tuple[tuple[CompiledRule, int, m.Case], ...] = field(default=())
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
 
     @property
     def red_flag_rules(self) -> frozenset[str]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.engine.model import HOOKS, parse_duration
+from service.engine.parameters import Parameter, Use, resolve
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -54,6 +55,7 @@ class Compare:
     name: str
     op: str
     value: Any
+    parameter: str | None = None  # the named parameter the threshold comes from
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Names:
     durations: Mapping[str, Any]
     reliefs: Mapping[str, Any]
     complete: bool = True
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    uses: list[Use] = field(default_factory=list)  # every parameter use, for the meaning check
 
     def by_kind(self, kind: str) -> Mapping[str, Any]:
         return {"score": self.scores, "duration": self.durations, "relief": self.reliefs,
@@ -190,13 +194,23 @@ def _compare(raw: dict[str, Any], loc: Loc, p: _Parse) -> Node | None:
     return _threshold(kind, name, op, raw[op], (*loc, op), p)
 
 
-def _threshold(kind: str, name: str, op: str, value: Any, loc: Loc, p: _Parse) -> Node | None:
+def _threshold(kind: str, name: str, op: str, raw: Any, loc: Loc, p: _Parse) -> Node | None:
+    value, error = resolve(raw, p.names.parameters, p.names.uses, f"a threshold on {kind} `{name}`",
+                           p.doc, loc)
+    if error is not None:
+        p.errors.append(error)
+        return None
+    param = raw.strip() if value is not raw else None
+    if param is not None and p.names.parameters[param].is_duration != (kind == "duration"):
+        wanted = "a duration" if kind == "duration" else "a number"
+        p.fail(loc, f"parameter `{param}` does not fit here: a {kind} threshold is {wanted}")
+        return None
     try:
         value = parse_duration(value) if kind == "duration" else float(value)
     except (TypeError, ValueError) as exc:
         p.fail(loc, f"bad threshold {value!r}: {exc}")
         return None
-    return Compare(kind, name, op, value)
+    return Compare(kind, name, op, value, param)
 
 
 def named_references(node: Node) -> set[str]:

@@ -192,12 +192,19 @@ class Case(Strict):
 
 
 class Rule(Strict):
+    """One rule. ``red_flag`` is its tier: a firing red-flag rule suppresses every routine
+    rule unless ``suppresses_routine: false`` (the reference's named exceptions), and any
+    rule suppresses the rules it lists. ``status`` and ``limits`` say how far to trust it."""
+
     id: Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
     title: str
     description: str | None = None
+    status: Literal["stable", "test", "experimental", "deprecated"] = "experimental"
+    limits: list[str] = []
     enabled: bool = True
     mode: Literal["active", "shadow"] = "active"
     red_flag: bool = False
+    suppresses_routine: bool | None = None
     hooks: list[Hook] | None = None
     precedence: int
     suppresses: list[str] = []
@@ -232,6 +239,13 @@ class Pama(Strict):
     imaging_drafts: str
 
 
+class ParameterSpec(Strict):
+    """A named window or threshold: a duration with its unit (``6w``, ``14d``) or a number."""
+
+    title: str
+    value: str | float
+
+
 class RuleFile(Strict):
     """Top level of any file under ``rules/``; the header keys appear in exactly one file."""
 
@@ -243,6 +257,7 @@ class RuleFile(Strict):
     laterality: Laterality | None = None
     pama: Pama | None = None
     override_reasons: dict[str, str] | None = None
+    parameters: dict[str, ParameterSpec] | None = None
     sources: dict[str, Any] | None = None
     valuesets: dict[str, Any] | None = None
     findings: dict[str, Any] | None = None
@@ -262,4 +277,4 @@ SECTION_MODELS: dict[str, type[Strict]] = {
     "orders": Order,
 }
 HEADER_KEYS = ("ruleset", "version", "title", "description", "eligibility", "laterality", "pama",
-               "override_reasons")
+               "override_reasons", "parameters")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from service.engine import model as m
 from service.engine.compiled import CompiledRule, CompiledSuggestion
 from service.engine.conditions import Names, parse_condition
+from service.engine.parameters import render_text, template_uses
 from service.engine.rulefiles import Entry, RuleFiles, validate
 from service.engine.sections import Errors, Refs
 from service.yamlsource import ConfigError, did_you_mean
@@ -39,9 +40,13 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
                   ) -> tuple[tuple[list[CompiledRule], list[Case]], Errors]:
     """Every valid rule compiled, in evaluation order, and its test cases."""
     entries, errors = _validated_rules(files)
+    entries = [(entry, _with_parameters(entry, rule, ctx.names, errors)) for entry, rule in entries]
+    targets, tier_errors = _suppression_targets(entries)
+    errors += tier_errors
     compiled: list[CompiledRule] = []
     cases: list[Case] = []
     for entry, rule in entries:
+        rule = rule.model_copy(update={"suppresses": targets[rule.id]})
         rule_errors: Errors = []
         when = parse_condition(rule.when, (*entry.loc, "when"), entry.doc, ctx.names, rule_errors)
         suggestions = _suggestions(entry, rule, ctx, rule_errors)
@@ -54,8 +59,57 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
             line = entry.doc.position((*entry.loc, "id"))[0]
             compiled.append(CompiledRule(rule, when, tuple(suggestions), entry.doc.path, line))
     errors += _precedence_errors(entries)
-    compiled.sort(key=lambda r: (r.spec.precedence, r.id))
+    # Red-flag rules run first, so the routine rules they suppress are always after them.
+    compiled.sort(key=lambda r: (not r.spec.red_flag, r.spec.precedence, r.id))
     return (compiled, cases), errors
+
+
+TEXT_KEYS = ("title", "description", "summary", "detail")
+
+
+def _with_parameters(entry: Entry, rule: m.Rule, names: Names, errors: Errors) -> m.Rule:
+    """The rule with the parameters named in its texts filled in (``{imaging_wait}``), so a
+    card always states the value in force; a title or description may name nothing else."""
+    update: dict[str, str] = {}
+    for key in TEXT_KEYS:
+        text = getattr(rule, key)
+        if text is None:
+            continue
+        names.uses.extend(template_uses(text, names.parameters, entry.doc, (*entry.loc, key)))
+        try:
+            rendered = render_text(text, names.parameters)
+            update[key] = rendered.format() if key in ("title", "description") else rendered
+        except (ValueError, KeyError, IndexError):
+            if key in ("title", "description"):
+                errors.append(entry.error((key,), f"a {key} may name parameters only",
+                                          f"known: {', '.join(sorted(names.parameters))}"))
+            # summary and detail: reported with the other template errors
+    return rule.model_copy(update=update)
+
+
+def _suppression_targets(entries: list[tuple[Entry, m.Rule]]
+                         ) -> tuple[dict[str, list[str]], Errors]:
+    """Every rule each rule hides: its list, and for a red-flag rule every routine rule."""
+    routine = [rule.id for _, rule in entries if not rule.red_flag]
+    red_flags = {rule.id for _, rule in entries if rule.red_flag}
+    errors: Errors = []
+    out: dict[str, list[str]] = {}
+    for entry, rule in entries:
+        by_tier = rule.red_flag and rule.suppresses_routine is not False
+        if rule.suppresses_routine and not rule.red_flag:
+            errors.append(entry.error(("suppresses_routine",), "only a red-flag rule suppresses "
+                                      "the routine tier", "list the rules in `suppresses`"))
+        for j, target in enumerate(rule.suppresses):
+            if by_tier and target in routine:
+                errors.append(entry.error(("suppresses", j), f"`{target}` is a routine rule, "
+                                          "already suppressed by this red-flag rule",
+                                          "remove it from the list"))
+            elif not rule.red_flag and target in red_flags:
+                errors.append(entry.error(("suppresses", j), f"a routine rule cannot suppress "
+                                          f"the red-flag rule `{target}`"))
+        extra = [t for t in routine if by_tier and t not in rule.suppresses]
+        out[rule.id] = [*rule.suppresses, *extra]
+    return out, errors
 
 
 def _validated_rules(files: RuleFiles) -> tuple[list[tuple[Entry, m.Rule]], Errors]:
@@ -153,7 +207,7 @@ def _case_errors(entry: Entry, rule: m.Rule, refs: Refs) -> Errors:
 
 
 def _precedence_errors(rules: list[tuple[Entry, m.Rule]]) -> Errors:
-    """Suppression must run from higher to lower precedence; a cycle is named in full."""
+    """Listed suppression must run from higher to lower precedence; a cycle is named in full."""
     errors: Errors = []
     by_id = {rule.id: (entry, rule) for entry, rule in rules}
     for entry, rule in rules:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from service.engine import model as m
 from service.engine.compiled import CodeKey, CompiledFinding, CompiledRule, RuleSet, ScoreDef
+from service.engine.parameters import usage_errors
 from service.engine.rulefiles import read_rule_files
 from service.engine.rulesection import TEMPLATE_EXTRA_NAMES, RuleContext, compile_rules
 from service.engine.sections import (
@@ -26,6 +27,7 @@ from service.engine.sections import (
     compile_laterality,
     compile_orders,
     compile_pama,
+    compile_parameters,
     compile_scores,
     compile_sources,
     compile_valuesets,
@@ -47,13 +49,14 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         return value
 
     header = take(compile_header(files))
+    params = take(compile_parameters(files))
+    names = names_for_conditions(files, params)
     valuesets, displays = take(compile_valuesets(files))
     orders = take(compile_orders(files))
     sources = take(compile_sources(files))
-    findings = take(compile_findings(files, valuesets))
+    findings = take(compile_findings(files, valuesets, params, names.uses))
     durations, reliefs = take(compile_derived(files))
     errors += check_namespace(files)
-    names = names_for_conditions(files)
     conditions = take(compile_conditions(files, names))
     scores = take(compile_scores(files, names))
     laterality = take(compile_laterality(files, valuesets))
@@ -62,6 +65,10 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
     template_names = {*names.scores, *names.durations, *names.reliefs, *TEMPLATE_EXTRA_NAMES}
     rules, cases = take(compile_rules(files, RuleContext(names, Refs(files), template_names,
                                                          reasons)))
+    if files.complete and "parameters" in files.header:
+        entry = files.header["parameters"]
+        defined = {n: (entry.doc, (*entry.loc, n)) for n in params}
+        errors += usage_errors(params, defined, names.uses)
     if errors:
         raise ConfigFileError(errors)
     by_id = {r.id: r for r in rules}
@@ -88,4 +95,5 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         pama_finding=pama_finding,
         rules=tuple(rules),
         cases=tuple((by_id[rule_id], j, case) for rule_id, j, case in cases),
+        parameters=params,
     )

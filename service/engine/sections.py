@@ -23,6 +23,7 @@ from service.engine.codes import (
 )
 from service.engine.compiled import CodeKey, CompiledFinding, ScoreDef
 from service.engine.conditions import Names, Node, named_references, parse_condition
+from service.engine.parameters import Parameter, Use, parameter, render_text, resolve
 from service.engine.rulefiles import Entry, RuleFiles, validate
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 
@@ -50,7 +51,20 @@ class Refs:
         return [entry.error(sub, f"unknown {kind} `{name}`", did_you_mean(name, known))]
 
 
-def names_for_conditions(files: RuleFiles) -> Names:
+def compile_parameters(files: RuleFiles) -> tuple[dict[str, Parameter], Errors]:
+    """The named windows and thresholds, each with the unit it was written in."""
+    entry = files.header.get("parameters")
+    out: dict[str, Parameter] = {}
+    errors: Errors = []
+    for name, spec in (entry.value if entry else {}).items():
+        try:
+            out[name] = parameter(name, spec.title, spec.value)
+        except ValueError as exc:
+            errors.append(entry.error((name, "value"), f"bad parameter value: {exc}"))  # type: ignore[union-attr]
+    return out, errors
+
+
+def names_for_conditions(files: RuleFiles, params: Mapping[str, Parameter] | None = None) -> Names:
     """What a ``when:`` may name, from every definition written (valid or not)."""
     derived = files.sections["derived"]
 
@@ -60,7 +74,8 @@ def names_for_conditions(files: RuleFiles) -> Names:
 
     return Names(findings=files.sections["findings"], conditions=files.sections["conditions"],
                  scores=files.sections["scores"], durations=of_kind("duration-since-onset"),
-                 reliefs=of_kind("percent-relief"), complete=files.complete)
+                 reliefs=of_kind("percent-relief"), complete=files.complete,
+                 parameters=params or {})
 
 
 def _coding(doc: YamlDocument, loc: Loc, system: str, code: str) -> tuple[CodeKey | None, Errors]:
@@ -206,10 +221,39 @@ def _finding_refs(refs: Refs, entry: Entry, spec: m.Finding) -> Errors:
     return errors
 
 
-def compile_findings(files: RuleFiles, valuesets: Mapping[str, frozenset[CodeKey]]
+def _finding_with_parameters(entry: Entry, params: Mapping[str, Parameter], uses: list[Use]
+                             ) -> tuple[Any, Errors]:
+    """The raw finding with its window resolved and its title's placeholders filled in."""
+    raw = entry.value
+    if not isinstance(raw, dict):
+        return raw, []
+    raw = dict(raw)
+    errors: Errors = []
+    if "within" in raw:
+        raw["within"], error = resolve(raw["within"], params, uses, "the look-back window of a "
+                                       "finding", entry.doc, (*entry.loc, "within"))
+        errors += [error] if error else []
+    if isinstance(raw.get("title"), str):
+        try:
+            raw["title"] = render_text(raw["title"], params).format()
+        except (ValueError, KeyError, IndexError):
+            errors.append(entry.error(("title",), "a title may name parameters only",
+                                      f"known: {', '.join(sorted(params))}"))
+    return raw, errors
+
+
+def compile_findings(files: RuleFiles, valuesets: Mapping[str, frozenset[CodeKey]],
+                     params: Mapping[str, Parameter] | None = None, uses: list[Use] | None = None
                      ) -> tuple[dict[str, CompiledFinding], Errors]:
     """Findings with their codes resolved; a finding whose value sets are bad is left out."""
-    items, errors = _validated(files, "findings", m.Finding)
+    errors: Errors = []
+    items: dict[str, tuple[Entry, m.Finding]] = {}
+    for name, entry in files.sections["findings"].items():
+        raw, problems = _finding_with_parameters(entry, params or {}, [] if uses is None else uses)
+        spec, invalid = validate(entry.doc, m.Finding, raw, entry.loc)
+        errors += problems + invalid
+        if spec is not None:
+            items[name] = (entry, spec)
     refs = Refs(files)
     out: dict[str, CompiledFinding] = {}
     for name, (entry, spec) in items.items():
@@ -266,15 +310,18 @@ def compile_derived(files: RuleFiles) -> tuple[
 
 
 def check_namespace(files: RuleFiles) -> Errors:
-    """Findings, conditions, scores and derived facts are named in one namespace."""
+    """Findings, conditions, scores, derived facts and parameters are named in one namespace."""
     seen: dict[str, str] = {}
     errors: Errors = []
+    params = files.header.get("parameters")
+    for name in (params.value if params else {}):
+        seen[name] = "parameter"
     for section in ("findings", "conditions", "scores", "derived"):
         for name, entry in files.sections[section].items():
             if name in seen:
                 errors.append(entry.error((), f"`{name}` is also a {seen[name]}",
-                                          "findings, conditions, scores and derived facts "
-                                          "share one namespace"))
+                                          "findings, conditions, scores, derived facts and "
+                                          "parameters share one namespace"))
             seen[name] = section
     return errors
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.config import PROJECT_ROOT
-from tests.impact.windows import RULES, SIX_WEEKS, copy_with_window, patients_between
+from tests.impact.windows import RULES, SIX_WEEKS, patients_between, r05_with_own_window
 from tests.support.processes import running, spinehip_env, start_spinehip
 
 TOKEN = "browser-admin-token-91f3"
@@ -67,7 +67,7 @@ def test_upload_a_changed_window_and_see_which_patients_change(browser, server, 
     assert [r[0] for r in rows(browser, "rules")][:1] == ["cauda-equina"]
     screenshot(browser, tmp_path, "workbench-overview.png")
 
-    edited = copy_with_window(tmp_path, 49) / R05
+    edited = r05_with_own_window(tmp_path, 49)
     upload(browser, server, edited)
     summary = browser.find_element("id", "impact-summary").text
     changes = rows(browser, "impact-changes")

@@ -30,6 +30,23 @@ def copy_with_window(tmp_path: Path, days: int) -> Path:
     return window_copy(tmp_path / f"rules-{days}d", days)
 
 
+R05 = "rules/r05-spine-pattern-mri.yaml"
+
+
+def r05_with_own_window(tmp_path: Path, days: int) -> Path:
+    """R5's file alone, its window written as ``days`` days instead of the shared parameter:
+    the one-file upload an admin makes to move R5 only."""
+    text = (RULES / R05).read_text(encoding="utf-8")
+    new = text.replace("{duration: back_pain_duration, ge: imaging_wait}",
+                       f"{{duration: back_pain_duration, ge: {days}d}}")
+    if new == text:
+        raise ValueError(f"no window parameter found in {R05}")
+    target = tmp_path / f"r05-{days}d" / "r05-spine-pattern-mri.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_text(new, encoding="utf-8")
+    return target
+
+
 def earliest_onset_days(bundle_file: Path) -> int | None:
     offsets = [int(n) * _DAYS[unit] for n, unit in _ONSET.findall(bundle_file.read_text())]
     return max(offsets) if offsets else None

@@ -22,7 +22,7 @@ from service.impact.calls import draft_panel
 from service.impact.report import change_rows
 from service.impact.sources import demo_records
 from service.security.admin_session import AdminSessions
-from tests.impact.windows import RULES, copy_with_window
+from tests.impact.windows import RULES, r05_with_own_window
 
 TOKEN = "workbench-admin-token-7c1d"
 R05 = "rules/r05-spine-pattern-mri.yaml"
@@ -131,15 +131,15 @@ def test_an_edit_shows_the_same_changes_as_the_command_and_serves_nothing(tmp_pa
     client = signed_in(make_client(tmp_path))
     page = client.get("/admin/rules").get_data(as_text=True)
     served = load_ruleset(RULES).full_version
-    copy = copy_with_window(tmp_path, 49)
+    edited = r05_with_own_window(tmp_path, 49).read_text()
     reply = client.post("/admin/rules/try", data={
-        "csrf": csrf_of(page), "path": R05, "content": (copy / R05).read_text()})
+        "csrf": csrf_of(page), "path": R05, "content": edited})
     assert reply.status_code == 200
     shown = reply.get_data(as_text=True)
     # The same edit through the library the CLI uses: only R05 changed.
     only_r05 = tmp_path / "only-r05"
     shutil.copytree(RULES, only_r05)
-    (only_r05 / R05).write_text((copy / R05).read_text())
+    (only_r05 / R05).write_text(edited)
     now = datetime.now(UTC)
     workload = Workload(load_ruleset(RULES), load_ruleset(only_r05),
                         tuple(load_services(PROJECT_ROOT / "hooks")), now,

@@ -1,0 +1,160 @@
+"""Named parameters and suppression by tier, as an admin editing the rule files meets them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.engine import evaluate, load_ruleset
+from service.fixtures import bundle_resources, load_bundle
+from service.yamlsource import ConfigFileError
+from tests.engine.conftest import edit
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PATIENTS = PROJECT_ROOT / "fixtures" / "patients"
+MRI_DRAFT = [{"resourceType": "ServiceRequest", "id": "mri", "status": "draft", "intent": "order",
+              "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72148"}]}}]
+
+
+def _errors(rules_dir):
+    with pytest.raises(ConfigFileError) as info:
+        load_ruleset(rules_dir)
+    return info.value.errors
+
+
+def _day41(ruleset, hook="order-select"):
+    resources = bundle_resources(load_bundle(PATIENTS / "spine-onset-day41.json", NOW))
+    drafts = MRI_DRAFT if hook != "patient-view" else ()
+    return evaluate(ruleset, resources, now=NOW, hook=hook, draft_orders=drafts)
+
+
+def _texts(evaluation) -> str:
+    return "\n".join(f"{d.rule.title}\n{d.summary}\n{d.detail}" for d in evaluation.decisions)
+
+
+def test_bundled_cards_state_the_six_week_window():
+    ev = _day41(load_ruleset(PROJECT_ROOT / "rules"))
+    [guard] = [d for d in ev.decisions if d.rule_id == "early-lumbar-imaging"]
+    assert guard.summary == "Lumbar imaging in the first 6 weeks without red flags is not recommended."
+    assert guard.rule.title == "R4: lumbar imaging ordered in the first 6 weeks without red flags"
+
+
+def test_moving_the_window_to_four_weeks_moves_every_rule_and_card(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "    value: 6w\n  hip_pattern_duration:",
+         "    value: 4w\n  hip_pattern_duration:")
+    ev = _day41(load_ruleset(rules_copy))
+    # Day 41 is past 4 weeks: the order-time guard is quiet and the spine-pattern card shows.
+    assert "early-lumbar-imaging" not in ev.rule_ids
+    [mri] = [d for d in ev.decisions if d.rule_id == "spine-pattern-mri"]
+    assert mri.summary.startswith("Spine-pattern pain ≥4 weeks: ")
+    assert "at least 4 weeks" in " ".join(mri.detail.split())
+    assert "6 week" not in _texts(ev) and "6-week" not in _texts(ev)
+
+
+def test_a_window_in_days_reads_in_days_everywhere(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "    value: 6w\n  hip_pattern_duration:",
+         "    value: 60d\n  hip_pattern_duration:")
+    ev = _day41(load_ruleset(rules_copy))
+    [guard] = [d for d in ev.decisions if d.rule_id == "early-lumbar-imaging"]
+    assert guard.summary == "Lumbar imaging in the first 60 days without red flags is not recommended."
+    assert guard.rule.title == "R4: lumbar imaging ordered in the first 60 days without red flags"
+    assert "6 week" not in _texts(ev)
+
+
+def test_a_parameter_used_with_two_meanings_is_rejected(rules_copy):
+    r06 = rules_copy / "rules" / "r06-hip-pattern-radiographs.yaml"
+    edit(r06, "ge: hip_pattern_duration}", "ge: imaging_wait}")
+    errors = _errors(rules_copy)
+    conflict = [e for e in errors if "conflicting meanings" in e.message]
+    assert len(conflict) == 1 and conflict[0].file in {str(r06), str(
+        rules_copy / "rules" / "r05-spine-pattern-mri.yaml"), str(
+        rules_copy / "rules" / "r04-early-lumbar-imaging.yaml")}
+    assert "hip_pain_duration" in conflict[0].message and "back_pain_duration" in conflict[0].message
+
+
+def test_a_parameter_nothing_uses_is_reported(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "  relief_threshold:", "  unused_window:\n"
+         "    title: A window no rule names\n    value: 3d\n  relief_threshold:")
+    [error] = _errors(rules_copy)
+    assert error.message == "parameter `unused_window` is not used"
+    assert error.file == str(rules_copy / "ruleset.yaml") and error.line > 1
+
+
+def test_one_meaning_with_opposite_comparisons_is_fine():
+    ruleset = load_ruleset(PROJECT_ROOT / "rules")  # R4 `lt: imaging_wait`, R5 `ge: imaging_wait`
+    assert ruleset.parameters["imaging_wait"].value.days == 42
+
+
+def test_unknown_parameter_is_located_with_a_hint(rules_copy):
+    path = rules_copy / "rules" / "r04-early-lumbar-imaging.yaml"
+    edit(path, "lt: imaging_wait}", "lt: imaging_wiat}")
+    [error] = _errors(rules_copy)
+    assert error.file == str(path) and error.message == "unknown parameter `imaging_wiat`"
+    assert "did you mean `imaging_wait`" in error.hint
+
+
+def test_a_duration_parameter_in_a_percent_threshold_is_rejected(rules_copy):
+    edit(rules_copy / "rules" / "r08-injection-confirms-hip.yaml", "gt: relief_threshold}",
+         "gt: imaging_wait}")
+    errors = _errors(rules_copy)
+    assert any("`imaging_wait` does not fit here" in e.message for e in errors)
+
+
+def test_a_finding_window_names_a_parameter(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "    value: 14d\n", "    value: 20d\n")
+    ruleset = load_ruleset(rules_copy)
+    assert ruleset.findings["ces_sign"].spec.within.days == 20
+    assert ruleset.findings["neuro_deficit"].spec.title == "New neurological deficit of the leg (20 days)"
+
+
+NEW_ROUTINE_RULE = """\
+rules:
+  - id: hip-oa-education
+    title: "Hip osteoarthritis: education and exercise"
+    precedence: 80
+    when: hip_oa_condition
+    indicator: info
+    summary: "Hip osteoarthritis on the problem list: offer education and exercise therapy."
+    detail: Exercise therapy and weight management are first-line care.
+    override_reasons: [clinical-judgement]
+    cite: [ACR-CHP-2016]
+"""
+
+
+def test_a_new_routine_rule_is_suppressed_by_cauda_equina_without_editing_any_list(rules_copy):
+    (rules_copy / "rules" / "r14-hip-oa-education.yaml").write_text(NEW_ROUTINE_RULE)
+    ruleset = load_ruleset(rules_copy)
+    ces = bundle_resources(load_bundle(PATIENTS / "s08-ces-with-hip-oa.json", NOW))
+    ev = evaluate(ruleset, ces, now=NOW)
+    assert "cauda-equina" in ev.rule_ids and "hip-oa-education" not in ev.rule_ids
+    [entry] = [r for r in ev.trace["rules"] if r["rule"] == "hip-oa-education"]
+    assert entry["status"] == "suppressed" and entry["suppressedBy"] == "cauda-equina"
+    # Its twin: hip OA without a red flag gets the new card.
+    mixed = bundle_resources(load_bundle(PATIENTS / "s04-mixed-hip-oa-stenosis.json", NOW))
+    assert "hip-oa-education" in evaluate(ruleset, mixed, now=NOW).rule_ids
+
+
+def test_serious_pathology_hides_only_what_the_reference_names():
+    rules = {r.id: r for r in load_ruleset(PROJECT_ROOT / "rules").rules}
+    assert rules["serious-pathology"].spec.suppresses == ["early-lumbar-imaging", "documentation-gap"]
+    routine = {rid for rid, r in rules.items() if not r.spec.red_flag}
+    assert set(rules["cauda-equina"].spec.suppresses) == routine | {"progressive-neuro-deficit"}
+    assert set(rules["progressive-neuro-deficit"].spec.suppresses) == routine
+
+
+def test_a_routine_rule_cannot_claim_the_tier_or_suppress_a_red_flag(rules_copy):
+    (rules_copy / "rules" / "r14-hip-oa-education.yaml").write_text(
+        NEW_ROUTINE_RULE.replace("    precedence: 80\n", "    precedence: 80\n    suppresses_routine: true\n"
+                                 "    suppresses: [cauda-equina]\n"))
+    messages = [e.message for e in _errors(rules_copy)]
+    assert "only a red-flag rule suppresses the routine tier" in messages
+    assert "a routine rule cannot suppress the red-flag rule `cauda-equina`" in messages
+
+
+def test_listing_a_routine_rule_under_a_red_flag_is_reported_as_redundant(rules_copy):
+    edit(rules_copy / "rules" / "r01-cauda-equina.yaml", "suppresses: [progressive-neuro-deficit]",
+         "suppresses: [progressive-neuro-deficit, documentation-gap]")
+    [error] = _errors(rules_copy)
+    assert "already suppressed by this red-flag rule" in error.message

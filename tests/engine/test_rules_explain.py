@@ -1,0 +1,78 @@
+"""``spinehip rules explain``: what an admin reads to learn why a card did or did not show."""
+
+from __future__ import annotations
+
+import json
+
+from service.cli import main
+from service.config import PROJECT_ROOT
+
+FIXTURES = PROJECT_ROOT / "fixtures"
+AT = "2026-06-01T12:00:00Z"
+
+
+def _explain(capsys, *args: str) -> str:
+    assert main(["rules", "explain", *args, "--at", AT]) == 0
+    return capsys.readouterr().out
+
+
+def _rule_block(text: str, rule_id: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {rule_id} "))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  ")
+                and not lines[i].startswith("    ")), len(lines))
+    return lines[start:end]
+
+
+def test_a_hook_request_with_draft_orders_explains_the_order_guard(capsys):
+    out = _explain(capsys, str(FIXTURES / "requests" / "spine-onset-day41-order-select-mri.json"))
+    assert "(order-select)" in out.splitlines()[0]
+    assert _rule_block(out, "early-lumbar-imaging")[0].endswith(": card")
+    mri = _rule_block(out, "spine-pattern-mri")
+    assert mri[0].endswith(": did not fire")
+    assert "    failed: duration back_pain_duration ≥ 42 days (imaging_wait): " \
+           "back_pain_duration is 41 days" in mri
+
+
+def test_the_same_patient_as_a_bundle_has_no_draft_to_guard(capsys):
+    out = _explain(capsys, str(FIXTURES / "patients" / "spine-onset-day41.json"))
+    assert _rule_block(out, "early-lumbar-imaging")[0].endswith(": not evaluated for this hook")
+
+
+def test_every_rule_shows_its_status_and_limits(capsys):
+    out = _explain(capsys, str(FIXTURES / "patients" / "s01-sciatica-8-weeks.json"))
+    block = _rule_block(out, "spine-pattern-mri")
+    assert "status experimental" in block[0]
+    assert any("limit: SpineScore and HipScore are heuristic" in line for line in block)
+    assert "status test" in _rule_block(out, "cauda-equina")[0]
+
+
+def test_a_failed_clause_names_the_missing_finding(capsys):
+    out = _explain(capsys, str(FIXTURES / "patients" / "s01-sciatica-8-weeks.json"))
+    ces = _rule_block(out, "cauda-equina")
+    assert ces[0].endswith(": did not fire")
+    assert "    failed: none of: no ces_sign; no saddle_anaesthesia; no ces_diagnosis; " \
+           "no neuro_deficit_bilateral" in ces
+
+
+def test_json_output_carries_the_failed_clause_status_and_limits(capsys):
+    out = _explain(capsys, str(FIXTURES / "requests" / "spine-onset-day41-order-select-mri.json"),
+                   "--json")
+    rules = {r["rule"]: r for r in json.loads(out)["rules"]}
+    assert rules["spine-pattern-mri"]["failedClause"].endswith("back_pain_duration is 41 days")
+    assert rules["spine-pattern-mri"]["ruleStatus"] == "experimental"
+    assert "failedClause" not in rules["early-lumbar-imaging"]
+    assert rules["early-lumbar-imaging"]["limits"]
+
+
+def test_a_file_that_is_neither_a_bundle_nor_a_request_is_a_clear_error(capsys, tmp_path):
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps({"resourceType": "Patient", "id": "p"}))
+    assert main(["rules", "explain", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "expected a Bundle or a CDS Hooks request" in err and "Traceback" not in err
+
+
+def test_a_missing_file_is_a_clear_error(capsys, tmp_path):
+    assert main(["rules", "explain", str(tmp_path / "nothing-here.json")]) == 2
+    assert "cannot read file" in capsys.readouterr().err
