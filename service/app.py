@@ -14,7 +14,7 @@ from flask import Flask
 from service import cards, fixtures, logging_setup, metrics, security
 from service.cdshooks.services import load_services
 from service.config import Settings
-from service.engine import RuleRegistry
+from service.engine import RuleRegistry, RuleSet
 from service.fhir_client import FhirClient
 from service.store import Store
 from service.web import admin, cors, discovery, errors, feedback, health, invoke, workbench
@@ -32,8 +32,13 @@ def _demo_source(settings: Settings):
     return demo
 
 
-def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = None) -> Flask:
-    """Build the service; ConfigFileError for invalid hooks or rules: never start half-configured."""
+def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = None,
+               ruleset: RuleSet | None = None, store: Store | None = None) -> Flask:
+    """Build the service; ConfigFileError for invalid hooks or rules: never start half-configured.
+
+    ``ruleset`` (already compiled from ``settings.rules_dir``) and ``store`` (already migrated)
+    let a caller that builds many apps, such as the tests, build them once.
+    """
     settings = settings or Settings.from_env()
     if not settings.production:
         log.warning("running in development mode: JWTs optional, any fhirServer allowed")
@@ -44,9 +49,11 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     services = {s.id: s for s in load_services(settings.hooks_dir)}
     metrics.declare_services(services)
     cards.warm_up()
-    rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok))
-    store = Store.from_settings(settings)
-    store.migrate()
+    rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok),
+                         initial=ruleset)
+    if store is None:
+        store = Store.from_settings(settings)
+        store.migrate()
     fhir = fhir or FhirClient.from_settings(settings)
     app.extensions["spinehip"] = Runtime(
         settings=settings,

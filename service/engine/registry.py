@@ -44,7 +44,8 @@ class RuleRegistry:
 
     def __init__(self, rules_dir: Path | str,
                  loader: Callable[[Path], RuleSet] = load_ruleset,
-                 on_reload: Callable[[bool], None] | None = None):
+                 on_reload: Callable[[bool], None] | None = None,
+                 initial: RuleSet | None = None):
         self.rules_dir = Path(rules_dir)
         self._loader = loader
         self._on_reload = on_reload  # told of every reload's result (metrics), engine stays pure
@@ -52,7 +53,8 @@ class RuleRegistry:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen = _fingerprint(self.rules_dir)
-        self._current: RuleSet = loader(self.rules_dir)  # raises ConfigFileError when invalid
+        # A set compiled by the caller from these files, or loaded now (ConfigFileError if bad).
+        self._current: RuleSet = initial if initial is not None else loader(self.rules_dir)
         self.last_error: list[ConfigError] | None = None
         self.loaded_at = datetime.now(UTC)
 

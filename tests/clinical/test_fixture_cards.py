@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from service import fixtures
-from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from tests.protocol.test_conformance import empty_members
+from tests.support.app import make_app
 from tests.support.expected_cases import CARD_TOPICS, load_cases
 
 CASES = load_cases(PROJECT_ROOT / "fixtures")
@@ -29,7 +29,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     db = tmp_path_factory.mktemp("clinical") / "store.db"
-    app = create_app(Settings(database_url=f"sqlite:///{db}", demo_patients=False))
+    app = make_app(Settings(database_url=f"sqlite:///{db}", demo_patients=False))
     return app.test_client()
 
 

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from service import fixtures
-from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
+from tests.support.app import make_app
 
 OVERRIDE_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 
@@ -48,7 +48,7 @@ def topics(body: dict) -> set[str]:
 
 
 def test_snooze_silences_a_routine_card_but_never_a_red_flag(tmp_path):
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", demo_patients=False))
+    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", demo_patients=False))
     client = app.test_client()
 
     routine = call(client, "s01-sciatica-8-weeks")

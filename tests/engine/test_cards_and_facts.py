@@ -9,13 +9,9 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from service.cards import render_cards
 from service.cdshooks.response import prune_empty as prune
-from service.config import PROJECT_ROOT
 from service.engine import RuleRegistry, evaluate, load_ruleset
-from service.engine.casetests import REFERENCE_NOW, run_all
-from tests.engine.conftest import edit
-
-RULESET = load_ruleset(PROJECT_ROOT / "rules")
-RESULTS = run_all(RULESET)
+from service.engine.casetests import REFERENCE_NOW, run_all, run_case
+from tests.support.rules import case, edit
 
 
 def _walk(value):
@@ -28,13 +24,18 @@ def _walk(value):
             yield from _walk(v)
 
 
-def test_every_case_renders_conformant_cards_with_valid_orders():
-    for result in RESULTS:
+def _result(ruleset, case_id):
+    return run_case(ruleset, *case(case_id))
+
+
+def test_every_case_renders_conformant_cards_with_valid_orders(ruleset):
+    rule_ids = {r.id for r in ruleset.rules}
+    for result in run_all(ruleset):
         body = render_cards(result.evaluation, patient_id="p1")
         assert prune(body) == body or body == {"cards": []}, result.case_id
         for card in body["cards"]:
             assert len(card["summary"]) <= 139
-            assert card["source"]["topic"]["code"] in RULESET_IDS
+            assert card["source"]["topic"]["code"] in rule_ids
             assert all(link["url"].startswith("https://") for link in card.get("links", []))
             assert all(r["display"] for r in card.get("overrideReasons", []))
             assert ("suggestions" in card) == ("selectionBehavior" in card)
@@ -47,17 +48,14 @@ def test_every_case_renders_conformant_cards_with_valid_orders():
                     assert sr.status == "draft" and sr.subject.reference == "Patient/p1"
 
 
-RULESET_IDS = {r.id for r in RULESET.rules}
-
-
-def _card(rule_id, fixture):
-    result = next(r for r in RESULTS if r.rule_id == rule_id and fixture in (r.name or ""))
+def _card(ruleset, case_id):
+    result = _result(ruleset, case_id)
     body = render_cards(result.evaluation, patient_id="p1")
-    return next(c for c in body["cards"] if c["source"]["topic"]["code"] == rule_id)
+    return next(c for c in body["cards"] if c["source"]["topic"]["code"] == result.rule_id)
 
 
-def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged():
-    result = next(r for r in RESULTS if r.name.startswith("preliminary retention"))
+def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged(ruleset):
+    result = _result(ruleset, "cauda-equina[2]")  # preliminary retention of urine
     body = render_cards(result.evaluation, patient_id="p1")
     [card] = body["cards"]
     resources = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
@@ -66,18 +64,19 @@ def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged():
     assert "Observation/retention-preliminary-retention" in card["detail"]
 
 
-def test_hip_radiograph_order_carries_the_side_of_the_finding():
+def test_hip_radiograph_order_carries_the_side_of_the_finding(ruleset):
     sides = {}
-    for name in ("left hip pattern", "right hip pattern"):
-        card = _card("hip-pattern-radiographs", name)
+    for name, case_id in (("left hip pattern", "hip-pattern-radiographs[0]"),
+                          ("right hip pattern", "hip-pattern-radiographs[1]")):
+        card = _card(ruleset, case_id)
         xr_hip = next(a["resource"] for s in card["suggestions"] for a in s["actions"]
                       if a["resource"]["code"]["coding"][0]["code"] == "73502")
         sides[name] = [c["code"] for b in xr_hip["bodySite"] for c in b["coding"]]
     assert "7771000" in sides["left hip pattern"] and "24028007" in sides["right hip pattern"]
 
 
-def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate():
-    result = next(r for r in RESULTS if r.name == "MRI drafted on day 41 of back pain")
+def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate(ruleset):
+    result = _result(ruleset, "early-lumbar-imaging[0]")  # MRI drafted on day 41 of back pain
     body = render_cards(result.evaluation, patient_id="p1")
     [card] = body["cards"]
     [action] = card["suggestions"][0]["actions"]
@@ -94,12 +93,13 @@ def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
     edit(rules_copy / "rules" / "r05-spine-pattern-mri.yaml", "    precedence: 60",
          "    mode: shadow\n    precedence: 60")
     shadow = load_ruleset(rules_copy)
-    result = next(r for r in run_all(shadow) if r.name.startswith("sciatica for 8 weeks"))
+    rule, index, spec = case("spine-pattern-mri[0]")  # sciatica for 8 weeks
+    result = run_case(shadow, next(r for r in shadow.rules if r.id == rule.id), index, spec)
     assert [d.rule_id for d in result.evaluation.shadow] == ["spine-pattern-mri"]
     assert render_cards(result.evaluation, patient_id="p1") == {"cards": []}
 
 
-def test_unreadable_resources_are_skipped_and_reported_not_fatal():
+def test_unreadable_resources_are_skipped_and_reported_not_fatal(ruleset):
     """A resource that cannot be read is counted and skipped; a red flag whose date or status
     cannot be read is not such a resource: it is kept, uncertain (clinical reference §2.0.1)."""
     resources = [
@@ -115,7 +115,7 @@ def test_unreadable_resources_are_skipped_and_reported_not_fatal():
         {"resourceType": "Observation", "id": "eie", "status": "entered-in-error",
          "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]}},
     ]
-    ev = evaluate(RULESET, resources, now=REFERENCE_NOW)
+    ev = evaluate(ruleset, resources, now=REFERENCE_NOW)
     skipped = {s["ref"] for s in ev.trace["input"]["skipped"]}
     assert skipped == {"?", "Observation/bad-value"}
     assert ev.data_quality["excluded"] == {"unreadable": 2}
@@ -124,7 +124,7 @@ def test_unreadable_resources_are_skipped_and_reported_not_fatal():
     [decision] = ev.decisions
     assert decision.rule_id == "cauda-equina"
     assert {e.ref for e in decision.evidence} == {"Observation/bad-date", "Observation/no-status"}
-    assert evaluate(RULESET, resources[:2] + resources[4:], now=REFERENCE_NOW).decisions == ()
+    assert evaluate(ruleset, resources[:2] + resources[4:], now=REFERENCE_NOW).decisions == ()
 
 
 def test_registry_keeps_the_last_good_set_when_a_reload_is_invalid(rules_copy):

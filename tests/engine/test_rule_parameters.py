@@ -10,7 +10,7 @@ from service.config import PROJECT_ROOT
 from service.engine import evaluate, load_ruleset
 from service.fixtures import bundle_resources, load_bundle
 from service.yamlsource import ConfigFileError
-from tests.engine.conftest import edit
+from tests.support.rules import edit
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PATIENTS = PROJECT_ROOT / "fixtures" / "patients"

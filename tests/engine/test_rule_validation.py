@@ -7,7 +7,7 @@ import pytest
 from service.engine import load_ruleset
 from service.engine.codes import check_icd10cm, check_loinc, check_snomed
 from service.yamlsource import ConfigFileError
-from tests.engine.conftest import edit
+from tests.support.rules import edit
 
 
 def _errors(rules_dir):

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import PROJECT_ROOT
-from service.engine import load_ruleset
 from service.engine.facts import normalise
-
-RULES = load_ruleset(PROJECT_ROOT / "rules")
 
 
 def sciatica(**status) -> dict:
@@ -32,14 +28,14 @@ R4_ACTIVE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condit
     ],
     ids=["r4-active", "stu3-active", "stu3-resolved"],
 )
-def test_clinical_status_is_read_in_either_form(status, current):
-    base = normalise(RULES, [sciatica(**status)])
+def test_clinical_status_is_read_in_either_form(ruleset, status, current):
+    base = normalise(ruleset, [sciatica(**status)])
     assert not base.skipped
     (fact,) = base.facts
     assert fact.current is current
 
 
-def test_entered_in_error_as_a_bare_code_is_ignored():
-    base = normalise(RULES, [sciatica(clinicalStatus="active", verificationStatus="entered-in-error")])
+def test_entered_in_error_as_a_bare_code_is_ignored(ruleset):
+    base = normalise(ruleset, [sciatica(clinicalStatus="active", verificationStatus="entered-in-error")])
     assert base.facts == []
     assert base.ignored and "entered-in-error" in base.ignored[0]["reason"]

@@ -17,9 +17,9 @@ import pytest
 from fhir_server_process import LocalFhirServer
 from ruamel.yaml import YAML
 
-from service.app import create_app
 from service.cli import build_parser, main
 from service.config import Settings
+from tests.support.app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = ("spinehip", "hapi", "postgres")
@@ -121,7 +121,7 @@ def test_service_port_and_health_probe_match_what_the_image_serves(
     assert f"EXPOSE {port}" in dockerfile
     assert _port_mapping(services["spinehip"]) == {8080: port}
 
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", demo_patients=False))
+    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", demo_patients=False))
     routes = {rule.rule for rule in app.url_map.iter_rules()}
     for probe in (_probe_url(services["spinehip"]["healthcheck"]),
                   _probe_url({"test": _instructions(dockerfile, "HEALTHCHECK")})):

@@ -28,10 +28,10 @@ from hook_calls import (
 )
 from ruamel.yaml import YAML
 
-from service.app import create_app
 from service.config import PROJECT_ROOT
 from service.fixtures import load_bundle, load_request
 from service.fixtures_load import load_fixtures, reference_targets
+from tests.support.app import make_app
 from tests.support.expected_cases import FixtureCase, load_cases
 
 FIXTURES = PROJECT_ROOT / "fixtures"
@@ -66,7 +66,7 @@ def loaded(fhir_endpoint: FhirEndpoint) -> LoadedFixtures:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
-    app = create_app(service_settings(tmp_path_factory.mktemp("service")))
+    app = make_app(service_settings(tmp_path_factory.mktemp("service")))
     yield app.test_client()
 
 
@@ -88,7 +88,7 @@ def _small_page_hooks(target: Path) -> Path:
 @pytest.fixture(scope="module")
 def small_page_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     tmp = tmp_path_factory.mktemp("small-pages")
-    app = create_app(service_settings(tmp, hooks_dir=_small_page_hooks(tmp / "hooks")))
+    app = make_app(service_settings(tmp, hooks_dir=_small_page_hooks(tmp / "hooks")))
     yield app.test_client()
 
 
@@ -153,7 +153,7 @@ def test_small_pages_really_need_the_next_links(
                                         .get("observations", {}).get("entry", [])))
     full, on_server = loaded.requests(case)
     assert len(full["prefetch"]["observations"]["entry"]) > SMALL_PAGE
-    app = create_app(service_settings(
+    app = make_app(service_settings(
         tmp_path, hooks_dir=_small_page_hooks(tmp_path / "hooks"), fhir_page_cap=1
     ))
     client = app.test_client()
@@ -188,7 +188,7 @@ def test_wrong_token_is_412_with_an_operation_outcome(
 ) -> None:
     request = load_request(CASES[0].request, datetime.now(UTC))
     wrong = "wrong-" + secrets.token_hex(8)
-    client = create_app(service_settings(tmp_path)).test_client()
+    client = make_app(service_settings(tmp_path)).test_client()
     body = with_fhir_fallback(request, fhir_server=fhir_server.base_url, token=wrong)
     response = client.post(service_paths(client)[body["hook"]], json=body)
     outcome = _outcome_412(response)
@@ -212,7 +212,7 @@ def test_unavailable_server_is_412_within_the_deadline(
     request = load_request(CASES[0].request, datetime.now(UTC))
     body = with_fhir_fallback(request, fhir_server=server.base_url, token=server.token)
     deadline_s = 2.0
-    client = create_app(
+    client = make_app(
         service_settings(tmp_path, fhir_timeout_s=1.0, fhir_deadline_s=deadline_s)
     ).test_client()
     service_paths(client)  # warm: discovery is not what is measured

@@ -20,8 +20,8 @@ from hook_calls import card_signatures, service_paths, service_settings, with_fh
 from responses import matchers
 from ruamel.yaml import YAML
 
-from service.app import create_app
 from service.fixtures import render
+from tests.support.app import make_app
 from tests.support.fixture_requests import build_request
 
 RECORDED = Path(__file__).resolve().parents[1] / "recorded" / "hapi-r4"
@@ -58,7 +58,7 @@ def _register(mock: responses.RequestsMock, now: datetime, *, only_pages: bool =
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
-    yield create_app(service_settings(tmp_path)).test_client()
+    yield make_app(service_settings(tmp_path)).test_client()
 
 
 def _recorded_resources(now: datetime) -> list[dict]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from service.app import create_app
 from service.config import Settings
+from tests.support.app import make_app
 
 DATA = Path(__file__).parent / "data"
 FHIR = "https://fhir.example.org/r4"
@@ -34,7 +34,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):
-    return create_app(settings)
+    return make_app(settings)
 
 
 @pytest.fixture

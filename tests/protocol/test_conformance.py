@@ -13,10 +13,10 @@ import requests
 import responses
 
 from service import fixtures
-from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from service.yamlsource import ConfigFileError
 from tests.protocol.conftest import FHIR, TOKEN
+from tests.support.app import make_app
 
 PV = "/cds-services/spinehip-patient-view"
 OS = "/cds-services/spinehip-order-select"
@@ -89,7 +89,7 @@ def test_PRE_01_02_03_prefetch_templates_use_only_root_context_tokens(client):
 def test_DISC_PRE_03_bad_hooks_file_refuses_start_naming_every_problem(settings):
     bad = Path(__file__).parent / "data" / "bad-hooks"
     with pytest.raises(ConfigFileError) as caught:
-        create_app(Settings(**{**settings.__dict__, "hooks_dir": bad}))
+        make_app(Settings(**{**settings.__dict__, "hooks_dir": bad}))
     messages = [str(e) for e in caught.value.errors]
     assert any("bad.yaml:9:1" in m and "did you mean `usageRequirements`" in m for m in messages), messages
     assert any("bad.yaml:8:3" in m and "draftOrders" in m for m in messages), messages
@@ -101,7 +101,7 @@ def test_PRE_03_draft_orders_token_is_rejected_with_its_line(settings, tmp_path)
     text = (Path(__file__).parent / "data" / "bad-hooks" / "bad.yaml").read_text()
     (hooks / "bad.yaml").write_text(text.replace("usageRequirement:", "usageRequirements:"))
     with pytest.raises(ConfigFileError) as caught:
-        create_app(Settings(**{**settings.__dict__, "hooks_dir": hooks}))
+        make_app(Settings(**{**settings.__dict__, "hooks_dir": hooks}))
     (error,) = caught.value.errors
     assert (error.line, error.column, error.key) == (8, 3, "prefetch.drafts")
     assert "draftOrders" in error.message
@@ -149,7 +149,7 @@ def test_REQ_01_unknown_service_is_404(client, patient_view):
 
 
 def test_REQ_body_above_the_limit_is_413(tmp_path, settings, patient_view):
-    app = create_app(Settings(**{**settings.__dict__, "max_body_bytes": 2000}))
+    app = make_app(Settings(**{**settings.__dict__, "max_body_bytes": 2000}))
     patient_view["extension"] = {"org.example.padding": "x" * 5000}
     assert_outcome(post(app.test_client(), PV, patient_view), 413)
 
@@ -327,20 +327,35 @@ def test_FHIR_04_missing_prefetch_without_fhir_server_gives_412_naming_keys(clie
     assert "conditions, observations" in body["issue"][0]["diagnostics"]
 
 
-def test_PRE_07_search_mode_outcome_entries_are_not_data(client, patient_view, fhir_mock):
+RETENTION = {
+    "resourceType": "Observation", "id": "proto-retention", "status": "final",
+    "subject": {"reference": "Patient/proto-1"}, "effectiveDateTime": "{{now-1d}}",
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "267064002"}]},
+    "valueBoolean": True,
+}
+
+
+def _observations_reply(mode: str) -> dict:
+    """A search reply whose one entry is urinary retention (a cauda equina sign) in ``mode``,
+    beside an OperationOutcome entry as servers add them."""
     bundle = searchset()
     bundle["entry"] = [
-        {
-            "search": {"mode": "outcome"},
-            "resource": {
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "warning", "code": "informational"}],
-            },
-        }
+        {"search": {"mode": mode}, "resource": fixtures.render(RETENTION, datetime.now(UTC))},
+        {"search": {"mode": "outcome"},
+         "resource": {"resourceType": "OperationOutcome",
+                      "issue": [{"severity": "warning", "code": "informational"}]}},
     ]
-    fhir_mock.get(f"{FHIR}/Observation", json=bundle)
+    return bundle
+
+
+@pytest.mark.parametrize(("mode", "card"), [("outcome", False), ("match", True)])
+def test_PRE_07_search_mode_outcome_entries_are_not_data(client, patient_view, fhir_mock, mode, card):
+    fhir_mock.get(f"{FHIR}/Observation", json=_observations_reply(mode))
     response = post(client, PV, with_fallback(patient_view, "observations"))
     assert response.status_code == 200
+    topics = [c["source"]["topic"]["code"] for c in response.get_json()["cards"]]
+    assert ("cauda-equina" in topics) is card
+    assert response.get_json()["extension"]["org.spinehip-cds"]["dataSources"]["observations"] == "fhir"
 
 
 # --- response shape --------------------------------------------------------------------------
@@ -401,7 +416,7 @@ def test_SBX_06_cors_headers_on_errors_too(client):
 
 
 def test_SBX_06_configured_origins_only(settings):
-    app = create_app(Settings(**{**settings.__dict__, "cors_origins": ("https://ehr.example.org",)}))
+    app = make_app(Settings(**{**settings.__dict__, "cors_origins": ("https://ehr.example.org",)}))
     client = app.test_client()
     allowed = client.get("/cds-services", headers={"Origin": "https://ehr.example.org"})
     other = client.get("/cds-services", headers={"Origin": "https://elsewhere.example.com"})

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
-from service.app import create_app
 from service.config import Settings
 from service.security.guard import UNAUTHORIZED_BODY
+from tests.support.app import make_app
 
 from .conftest import (
     EC_KID,
@@ -39,7 +39,7 @@ FEEDBACK = SERVICE + "/feedback"
 
 @pytest.fixture
 def client(production_settings: Settings) -> FlaskClient:
-    return create_app(production_settings).test_client()
+    return make_app(production_settings).test_client()
 
 
 def discovery_status(client: FlaskClient, headers: dict[str, str] | None = None) -> int:
@@ -71,12 +71,12 @@ def test_array_aud_containing_the_url_is_accepted(client, make_token) -> None:
 
 
 def test_service_call_is_checked_against_the_service_url(client, make_token) -> None:
-    body = load_fixture("patient-view-fallback.json")
-    del body["fhirServer"], body["fhirAuthorization"]
+    body = load_fixture("patient-view-prefetch.json")
     wrong = client.post(SERVICE, json=body, headers=bearer(make_token("/cds-services")))
     assert_bare_401(wrong)
     right = client.post(SERVICE, json=body, headers=bearer(make_token(SERVICE)))
-    assert right.status_code != 401
+    assert right.status_code == 200, right.get_data(as_text=True)
+    assert isinstance(right.get_json()["cards"], list)
 
 
 def test_feedback_call_needs_the_feedback_url_as_aud(client, make_token) -> None:
@@ -87,7 +87,7 @@ def test_feedback_call_needs_the_feedback_url_as_aud(client, make_token) -> None
 
 
 def test_accepted_token_sets_the_client_identity(production_settings, make_token) -> None:
-    app = create_app(production_settings)
+    app = make_app(production_settings)
     seen: list[Any] = []
 
     @app.get("/cds-services/whoami")
@@ -194,7 +194,7 @@ def test_unknown_kid_refetches_once_so_a_rotated_key_works(
     trust = load_yaml_data(production_settings.trusted_clients_path)
     trust["jwks_refetch_interval_seconds"] = 0
     path = write_yaml(tmp_path / "no-interval.yaml", trust)
-    client = create_app(Settings(**{**production_settings.__dict__, "trusted_clients_path": path}))
+    client = make_app(Settings(**{**production_settings.__dict__, "trusted_clients_path": path}))
     client = client.test_client()
     assert discovery_status(client, bearer(make_token())) == 200
     assert jwks_server.hits == 1
@@ -215,7 +215,8 @@ def test_preflight_and_operations_endpoints_need_no_token(client) -> None:
     )
     assert 200 <= preflight.status_code < 300
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").status_code != 401
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
 
 
 def test_401_still_carries_cors_headers(client) -> None:
@@ -226,7 +227,7 @@ def test_401_still_carries_cors_headers(client) -> None:
 
 def test_aud_is_the_request_url_without_a_public_base_in_development(production_settings, make_token) -> None:
     settings = Settings(**{**production_settings.__dict__, "public_base_url": None, "mode": "development"})
-    client = create_app(settings).test_client()
+    client = make_app(settings).test_client()
     own = make_token(claims={"aud": "http://localhost/cds-services"})
     assert discovery_status(client, bearer(own)) == 200
     assert_bare_401(client.get("/cds-services", headers=bearer(make_token())))
@@ -236,18 +237,18 @@ def test_production_without_public_base_url_refuses_to_start(production_settings
     """Otherwise aud would be checked against the Host header the caller chose."""
     settings = Settings(**{**production_settings.__dict__, "public_base_url": None})
     with pytest.raises(ValueError, match="SPINEHIP_PUBLIC_BASE_URL"):
-        create_app(settings)
+        make_app(settings)
 
 
 def test_production_without_trust_file_refuses_to_start(production_settings) -> None:
     settings = Settings(**{**production_settings.__dict__, "trusted_clients_path": None})
     with pytest.raises(ValueError, match="SPINEHIP_TRUSTED_CLIENTS"):
-        create_app(settings)
+        make_app(settings)
 
 
 def test_development_accepts_no_token_but_checks_a_present_one(production_settings, make_token) -> None:
     settings = Settings(**{**production_settings.__dict__, "mode": "development"})
-    client = create_app(settings).test_client()
+    client = make_app(settings).test_client()
     assert discovery_status(client) == 200
     assert discovery_status(client, bearer(make_token())) == 200
     assert_bare_401(client.get("/cds-services", headers=bearer(make_token("/wrong"))))
@@ -257,5 +258,5 @@ def test_development_without_trust_file_ignores_tokens(production_settings) -> N
     settings = Settings(
         **{**production_settings.__dict__, "mode": "development", "trusted_clients_path": None}
     )
-    client = create_app(settings).test_client()
+    client = make_app(settings).test_client()
     assert discovery_status(client, {"Authorization": "Bearer whatever"}) == 200

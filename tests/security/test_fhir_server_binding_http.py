@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import responses
 
-from service.app import create_app
 from service.config import Settings
+from tests.support.app import make_app
 
 from .conftest import FHIR_BASE, TokenFactory, bearer, load_fixture, serve_fhir_patient
 
@@ -16,7 +16,7 @@ ACCESS_TOKEN = load_fixture("patient-view-fallback.json")["fhirAuthorization"]["
 
 @pytest.fixture
 def client(production_settings: Settings):
-    return create_app(production_settings).test_client()
+    return make_app(production_settings).test_client()
 
 
 def call(client, make_token: TokenFactory, fhir_server: str):
@@ -76,6 +76,6 @@ def test_development_mode_allows_a_loopback_fhir_server(production_settings, fhi
     serve_fhir_patient(fhir_mock, loopback)
     body = load_fixture("patient-view-fallback.json")
     body["fhirServer"] = loopback
-    response = create_app(settings).test_client().post(SERVICE, json=body)
+    response = make_app(settings).test_client().post(SERVICE, json=body)
     assert response.status_code == 200
     assert all(u.startswith(loopback) for u in outbound(fhir_mock)) and outbound(fhir_mock)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.app import create_app
 from service.config import Settings
+from tests.support.app import make_app
 
 from .conftest import load_fixture
 
@@ -78,7 +78,7 @@ def replaced(path: tuple[Any, ...], value: Any) -> Any:
 def client(tmp_path, fhir_mock):
     settings_ = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", demo_patients=False,
                          fhir_timeout_s=0.2, fhir_deadline_s=0.5)
-    return create_app(settings_).test_client()
+    return make_app(settings_).test_client()
 
 
 def assert_handled(response) -> None:

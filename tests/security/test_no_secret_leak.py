@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from service.app import create_app
+from tests.support.app import make_app
 
 from .conftest import FHIR_BASE, bearer, load_fixture, serve_fhir_patient
 
@@ -42,7 +42,7 @@ def all_logs() -> Iterator[Collect]:
 
 
 def test_full_run_leaks_no_secret(production_settings, make_token, fhir_mock, all_logs, capsys) -> None:
-    app = create_app(production_settings)
+    app = make_app(production_settings)
     client = app.test_client()
     request_body = load_fixture("patient-view-fallback.json")
     access_token = request_body["fhirAuthorization"]["access_token"]

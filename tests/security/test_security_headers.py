@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from service.app import create_app
 from service.config import Settings
+from tests.support.app import make_app
 
 from .conftest import bearer
 
 
 def test_production_responses_carry_all_hardening_headers(production_settings, make_token) -> None:
-    client = create_app(production_settings).test_client()
+    client = make_app(production_settings).test_client()
     for response in (
         client.get("/cds-services", headers=bearer(make_token())),
         client.get("/cds-services"),  # 401
@@ -24,7 +24,7 @@ def test_production_responses_carry_all_hardening_headers(production_settings, m
 
 
 def test_development_has_no_hsts_and_health_is_cacheable(tmp_path) -> None:
-    client = create_app(Settings(database_url=f"sqlite:///{tmp_path / 's.db'}")).test_client()
+    client = make_app(Settings(database_url=f"sqlite:///{tmp_path / 's.db'}")).test_client()
     response = client.get("/healthz")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Strict-Transport-Security" not in response.headers

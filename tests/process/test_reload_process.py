@@ -16,8 +16,8 @@ import requests
 from service import fixtures
 from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT
-from tests.engine.conftest import edit
 from tests.support.processes import running, spinehip_env, start_spinehip
+from tests.support.rules import edit
 
 TOKEN = "reload-test-admin-token"
 REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"

@@ -1,0 +1,37 @@
+"""The app factory takes a rule set and a store built once, or builds its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service import fixtures
+from service.app import create_app
+from service.cdshooks.response import EXTENSION_KEY
+from service.config import PROJECT_ROOT, Settings
+from service.store import Store
+
+REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
+
+
+def _settings(tmp_path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", demo_patients=False)
+
+
+def test_a_prebuilt_rule_set_and_store_are_used_as_given(tmp_path, ruleset):
+    settings = _settings(tmp_path)
+    store = Store.from_settings(settings)
+    store.migrate()
+    app = create_app(settings, ruleset=ruleset, store=store)
+    runtime = app.extensions["spinehip"]
+    assert runtime.rules.current is ruleset and runtime.store is store
+    reply = app.test_client().post("/cds-services/spinehip-patient-view",
+                                   json=fixtures.load_request(REQUEST, datetime.now(UTC)))
+    assert reply.status_code == 200
+    assert reply.get_json()["extension"][EXTENSION_KEY]["rulesetVersion"] == ruleset.full_version
+    assert "spine-pattern-mri" in [c["source"]["topic"]["code"] for c in reply.get_json()["cards"]]
+
+
+def test_without_them_the_factory_compiles_the_same_rules_itself(tmp_path, ruleset):
+    runtime = create_app(_settings(tmp_path)).extensions["spinehip"]
+    assert runtime.rules.current is not ruleset
+    assert runtime.rules.current.full_version == ruleset.full_version
