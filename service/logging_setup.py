@@ -21,7 +21,7 @@ from typing import IO
 from flask import Flask, Response, g, has_request_context, request
 
 from service import metrics
-from service.security.redact import redact
+from service.security.redact import MAX_LOGGED_TRACE_CHARS, scrub
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -30,7 +30,8 @@ request_log = logging.getLogger("spinehip.request")
 
 class JsonFormatter(logging.Formatter):
     """time, level, logger, pid, message on every line; the request id inside a request; and
-    any ``fields`` passed as ``extra={"fields": {...}}``, as members of their own."""
+    any ``fields`` passed as ``extra={"fields": {...}}``, as members of their own. Every text is
+    scrubbed and capped (``security.redact.scrub``): fields can carry request text."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -38,13 +39,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "message": redact(record.getMessage()),
+            "message": scrub(record.getMessage()),
         }
         if has_request_context() and "request_id" in g:
             entry["request_id"] = g.request_id
-        entry.update(getattr(record, "fields", {}))
+        for name, value in getattr(record, "fields", {}).items():
+            entry[name] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["error"] = redact(self.formatException(record.exc_info))
+            entry["error"] = scrub(self.formatException(record.exc_info), MAX_LOGGED_TRACE_CHARS)
         return json.dumps(entry, default=str)
 
 

@@ -116,3 +116,15 @@ def test_log_lines_lose_bearer_credentials_and_jwts(log_stream, text: str, secre
 def test_log_lines_without_secrets_are_unchanged(log_stream) -> None:
     logging.getLogger("spinehip.test").warning("no secrets here")
     assert '"message": "no secrets here"' in log_stream.getvalue()
+
+
+def test_a_huge_logged_field_is_capped_and_scrubbed(log_stream: io.StringIO) -> None:
+    noise = "x" * 1_000_000
+    logging.getLogger("spinehip.request").info(
+        "request", extra={"fields": {"route": f"{TEST_JWT} {noise}", "status": 200}}
+    )
+    [line] = log_stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert len(line) < 20_000
+    assert entry["route"].startswith("[REDACTED] xxx") and "more characters not logged" in entry["route"]
+    assert entry["status"] == 200
