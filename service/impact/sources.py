@@ -22,7 +22,8 @@ from service import fixtures
 from service.cdshooks.prefetch import render_template
 from service.cdshooks.request import HookRequest
 from service.cdshooks.services import CdsService
-from service.fhir_client import FHIR_JSON, FetchResult, FhirClient, bundle_resources, next_link
+from service.fhir_client import FetchResult, FhirClient, bundle_resources, next_link
+from service.fhir_spec import FHIR_JSON
 from service.impact.calls import PatientRecord
 from service.impact.ndjson import NdjsonIndex, patient_of
 from service.yamlsource import load_yaml

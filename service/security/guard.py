@@ -47,9 +47,8 @@ def unauthorized() -> flask.Response:
     return response
 
 
-def bearer_token(request: flask.Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header; "" when the header is malformed."""
-    header = request.headers.get("Authorization")
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value; "" when malformed, None when absent."""
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -70,7 +69,7 @@ class RequestGate:
         if request.method == "OPTIONS" or not is_cds_path(request.path):
             return None
         flask.g.cds_client = None
-        token = bearer_token(request)
+        token = bearer_token(request.headers.get("Authorization"))
         if token is None and not self._settings.production:
             return None
         if self._verifier is None:

@@ -11,16 +11,15 @@ import hmac
 
 from flask import Blueprint, abort, jsonify, request
 
+from service.security.guard import bearer_token
 from service.web.runtime import runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _authorised(expected: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
-                                                              expected.encode())
+    token = bearer_token(request.headers.get("Authorization")) or ""
+    return bool(token) and hmac.compare_digest(token.encode(), expected.encode())
 
 
 @bp.post("/rules/reload")
