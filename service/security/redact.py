@@ -18,25 +18,25 @@ from typing import Any
 REDACTED = "[REDACTED]"
 
 # (literal that must occur, lower-cased; pattern; replacement): a pattern runs only when its
-# literal is in the text, so ordinary log lines cost a few substring checks.
+# literal is in the text, so ordinary log lines cost a few substring checks. Replacements are
+# plain strings or functions: CPython 3.11 expands ``\1`` templates slowly, one match at a time.
 _PATTERNS = (
     # Authorization header values, whatever the token looks like.
-    ("bearer", re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 " + REDACTED),
+    ("bearer", re.compile(r"(?i)(?<=\bbearer)\s+[A-Za-z0-9\-._~+/]+=*"), " " + REDACTED),
     # access_token / refresh_token / fhirAuthorization values in logged JSON, dicts or queries.
     (
         "_token",
         re.compile(r"""(?i)((?:access|refresh|id)_token['"]?\s*[:=]\s*['"]?)[^'"\s,}&]+"""),
-        r"\1" + REDACTED,
+        lambda match: match.group(1) + REDACTED,
     ),
     (
         "fhirauthorization",
         re.compile(r"""(?i)(['"]?fhirAuthorization['"]?\s*[:=]\s*)\{[^{}]*\}"""),
-        r"\1" + REDACTED,
+        lambda match: match.group(1) + REDACTED,
     ),
 )
 # Runs of base64url-and-dot characters long enough to hold a JWT, each matched once (possessive).
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_.\-]{20,}+")
-_JWT_START = re.compile(r"(?<![A-Za-z0-9_])eyJ")
 #: Longest text kept of any one logged message or field; exception text gets more room.
 MAX_LOGGED_CHARS = 8192
 MAX_LOGGED_TRACE_CHARS = 65536
@@ -45,10 +45,12 @@ MAX_LOGGED_TRACE_CHARS = 65536
 def _redact_jwt(match: re.Match[str]) -> str:
     """A run from its first ``eyJ`` on, when a dot follows: a JWT's header, payload, signature."""
     run = match.group()
-    start = _JWT_START.search(run)
-    if start is None or "." not in run[start.end():]:
+    start = run.find("eyJ")
+    while start > 0 and (run[start - 1].isalnum() or run[start - 1] == "_"):  # not at a word start
+        start = run.find("eyJ", start + 1)
+    if start < 0 or "." not in run[start + 3:]:
         return run
-    return run[:start.start()] + REDACTED
+    return run[:start] + REDACTED
 
 
 def redact(text: str) -> str:
