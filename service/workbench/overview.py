@@ -20,6 +20,7 @@ class RuleRow:
     hooks: str
     precedence: int
     indicator: str
+    limits: tuple[str, ...]
     sources: tuple[str, ...]
     file: str
     line: int
@@ -29,11 +30,12 @@ def rule_rows(ruleset: RuleSet) -> list[RuleRow]:
     rows = []
     for rule in ruleset.rules:
         spec = rule.spec
-        status = spec.mode if spec.enabled else "disabled"
+        status = ", ".join([spec.status, spec.mode if spec.enabled else "disabled",
+                            *(["red flag"] if spec.red_flag else [])])
         titles = tuple(ruleset.sources[c].title if c in ruleset.sources else c for c in spec.cite)
-        rows.append(RuleRow(spec.id, spec.title, status + (", red flag" if spec.red_flag else ""),
+        rows.append(RuleRow(spec.id, spec.title, status,
                             ", ".join(spec.hooks) if spec.hooks else "all", spec.precedence,
-                            spec.indicator, titles, rule.file, rule.line))
+                            spec.indicator, tuple(spec.limits), titles, rule.file, rule.line))
     return rows
 
 

@@ -22,7 +22,13 @@ from service.impact.calls import draft_panel
 from service.impact.report import change_rows
 from service.impact.sources import demo_records
 from service.security.admin_session import AdminSessions
-from tests.impact.windows import RULES, r05_with_own_window
+from tests.impact.windows import (
+    RULES,
+    SIX_WEEKS,
+    copy_with_window,
+    patients_between,
+    r05_with_own_window,
+)
 
 TOKEN = "workbench-admin-token-7c1d"
 R05 = "rules/r05-spine-pattern-mri.yaml"
@@ -74,6 +80,12 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_shows_the_served_rules(tmp_p
     assert served.full_version in page
     rule_ids = [row[0] for row in table_rows(page, "rules")]
     assert rule_ids == [r.id for r in served.rules]
+    statuses = {row[0]: row[2] for row in table_rows(page, "rules")}
+    r05 = next(r for r in served.rules if r.id == "spine-pattern-mri")
+    assert statuses["spine-pattern-mri"].startswith(r05.spec.status)
+    parameters = {row[0]: row[1] for row in table_rows(page, "parameters")}
+    assert parameters["imaging_wait"] == "6 weeks"
+    assert set(parameters) == set(served.parameters)
     assert "Loaded without errors" in page
 
 
@@ -131,26 +143,34 @@ def test_an_edit_shows_the_same_changes_as_the_command_and_serves_nothing(tmp_pa
     client = signed_in(make_client(tmp_path))
     page = client.get("/admin/rules").get_data(as_text=True)
     served = load_ruleset(RULES).full_version
-    edited = r05_with_own_window(tmp_path, 49).read_text()
+    copy = copy_with_window(tmp_path, 49)  # the window is defined once, in ruleset.yaml
     reply = client.post("/admin/rules/try", data={
-        "csrf": csrf_of(page), "path": R05, "content": edited})
+        "csrf": csrf_of(page), "path": "ruleset.yaml", "content": (copy / "ruleset.yaml").read_text()})
     assert reply.status_code == 200
     shown = reply.get_data(as_text=True)
-    # The same edit through the library the CLI uses: only R05 changed.
-    only_r05 = tmp_path / "only-r05"
-    shutil.copytree(RULES, only_r05)
-    (only_r05 / R05).write_text(edited)
+    # The same edit through the command's library, on the whole copied directory.
     now = datetime.now(UTC)
-    workload = Workload(load_ruleset(RULES), load_ruleset(only_r05),
+    workload = Workload(load_ruleset(RULES), load_ruleset(copy),
                         tuple(load_services(PROJECT_ROOT / "hooks")), now,
                         draft_panel(PROJECT_ROOT / "fixtures"))
     expected = replay(workload, demo_records(PROJECT_ROOT / "fixtures", now), jobs=1)
-    assert expected.changed
+    assert set(expected.changed_patients) == patients_between(SIX_WEEKS, 49)
     assert table_rows(shown, "impact-changes") == [tuple(map(str, r)) for r in change_rows(expected)]
-    assert "1 failed" in shown  # R5's own day-43 case notices
+    assert "passed, 0 failed" not in shown  # the window's own boundary cases notice
     assert served in shown
     again = client.get("/admin/rules").get_data(as_text=True)
     assert f'id="served-version">{served}<' in again
+
+
+def test_one_rule_file_alone_can_be_tried(tmp_path) -> None:
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    edited = r05_with_own_window(tmp_path, 49).read_text()
+    reply = client.post("/admin/rules/try", data={"csrf": csrf_of(page), "path": R05,
+                                                  "content": edited})
+    rows = table_rows(reply.get_data(as_text=True), "impact-changes")
+    assert {r[0] for r in rows} == patients_between(SIX_WEEKS, 49)
+    assert {(r[2], r[3]) for r in rows} == {("spine-pattern-mri", "disappeared")}
 
 
 def test_a_broken_rule_shows_its_file_and_line(tmp_path) -> None:
