@@ -59,4 +59,5 @@ def exclusion(resource: Mapping[str, Any], patient_id: str | None,
     target = resource.get("subject") or resource.get("patient")
     if not isinstance(target, dict) or not isinstance(target.get("reference"), str):
         return NO_PATIENT_REFERENCE
-    return None if local_reference(target["reference"]) == f"Patient/{patient_id}" else OTHER_PATIENT
+    wanted, written = f"Patient/{patient_id}", target["reference"]
+    return None if written == wanted or local_reference(written) == wanted else OTHER_PATIENT

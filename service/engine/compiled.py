@@ -97,6 +97,12 @@ class RuleSet:
                             if s == ICD10CM and c.startswith(FAMILY_MARK)))
 
     @cached_property
+    def coding_verdicts(self) -> dict[tuple[str, str], bool]:
+        """Memo of the normaliser: does a coding, as written, hold a code the rules use?
+        An EHR repeats the same few thousand codings; filled as they are seen."""
+        return {}
+
+    @cached_property
     def texts(self) -> tuple[str, ...]:
         """Lower-case phrases that name a finding in a record with no usable code."""
         return tuple(sorted(c for s, c in self.code_index if s == TEXT))

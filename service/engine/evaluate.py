@@ -40,8 +40,8 @@ class Evidence:
 
     @classmethod
     def of(cls, fact: Fact, finding: str, doubts: tuple[str, ...] = ()) -> Evidence:
-        coding = next((c for c in fact.codes if c[0] != TEXT and not c[1].startswith("~")),
-                      None)
+        first = fact.codes[0] if fact.codes else None
+        coding = first if first and first[0] != TEXT and not first[1].startswith("~") else None
         return cls(fact.ref, finding, fact.display, fact.date_text, fact.tentative, fact.present,
                    fact.laterality, fact.resource_type, coding, doubts)
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from service.engine import binding, dates
-from service.engine.canonical import in_family
+from service.engine.canonical import canonical, canonical_system, in_family
 from service.engine.codes import CPT, FAMILY_MARK, ICD10CM, LOINC, SNOMED, TEXT
 from service.engine.laterality import record_side
 from service.engine.records import places
@@ -47,6 +47,7 @@ ORDER_IGNORED = frozenset({"entered-in-error", "revoked"})
 STATUS_MISSING = "status missing"
 UNCODED = "uncoded"
 STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
+MAX_VERDICTS = 100_000  # codings remembered per rule set; beyond that, computed each time
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "Condition": ("onsetDateTime", "onsetPeriod", "onsetString", "onsetAge", "onsetRange",
@@ -156,6 +157,25 @@ def _index_keys(keys: Iterable[CodeKey], ruleset: RuleSet) -> tuple[CodeKey, ...
     return tuple(out)
 
 
+@lru_cache(maxsize=16)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One search for every phrase: most local codes name nothing, and must cost little."""
+    return re.compile("|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)))
+
+
+@lru_cache(maxsize=8192)
+def _text_names_phrase(phrases: tuple[str, ...], text: str) -> bool:
+    return _phrase_pattern(phrases).search(text.lower()) is not None
+
+
+def _names_phrase(concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
+    """Does a code's text or any display name a finding? (An EHR repeats its local codes.)"""
+    if not ruleset.texts:
+        return False
+    texts = [c.get("display") for c in concept.get("coding") or ()] + [concept.get("text")]
+    return any(type(t) is str and _text_names_phrase(ruleset.texts, t) for t in texts)
+
+
 def _texts(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
@@ -169,15 +189,13 @@ def _phrase_keys(record: Mapping[str, Any], keys: Sequence[CodeKey],
     says they are absent. None when the record is coded, or names nothing."""
     if not ruleset.texts or any(k[0] in STANDARD_SYSTEMS for k in keys):
         return None
-    texts = [t.lower() for t in _texts(record.get("code"))]
+    pattern = _phrase_pattern(ruleset.texts)
     found, negated = [], False
-    for text in texts:
-        for phrase in ruleset.texts:
-            at = text.find(phrase)
-            if at >= 0:
-                found.append((TEXT, phrase))
-                after = text[at + len(phrase):]
-                negated |= bool(_NEGATED_BEFORE.search(text[:at]) or _NEGATED_AFTER.search(after))
+    for text in (t.lower() for t in _texts(record.get("code"))):
+        for match in pattern.finditer(text):
+            found.append((TEXT, match[0]))
+            negated |= bool(_NEGATED_BEFORE.search(text[:match.start()])
+                            or _NEGATED_AFTER.search(text[match.end():]))
     return (tuple(found), negated) if found else None
 
 
@@ -326,9 +344,28 @@ def _coded_for_rules(ruleset: RuleSet) -> Any:
     return coded
 
 
+def _indexed(coding: Any, ruleset: RuleSet) -> bool | None:
+    """Does one coding hold a code the rules use (None: not a well-formed coding)?"""
+    if type(coding) is not dict:
+        return None
+    system, code = coding.get("system"), coding.get("code")
+    if type(system) is not str or type(code) is not str:
+        return None
+    verdicts = ruleset.coding_verdicts
+    verdict = verdicts.get((system, code))
+    if verdict is None:
+        key = canonical(system, code)
+        verdict = key in ruleset.code_index or key in MEASURED or bool(
+            key[0] == ICD10CM and ruleset.families and _family_keys(ruleset.families, key[1]))
+        if len(verdicts) < MAX_VERDICTS:
+            verdicts[(system, code)] = verdict
+    return verdict
+
+
 def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
     """Fast path for most of a record: a plain coded resource none of whose codes (written
-    however) a rule uses, with no component, contained resource or coded value to look into.
+    however) a rule uses, whose text names no finding, with no component, contained resource
+    or coded value to look into.
 
     Anything unusual returns False and takes the full path, which reports it.
     """
@@ -338,16 +375,18 @@ def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
     found = concept.get("coding")
     if type(found) is not list or not found:
         return False
-    try:
-        keys = code_keys([concept])
-        if len(keys) != len(found) or _index_keys(keys, ruleset) or MEASURED & set(keys):
+    for coding in found:
+        if _indexed(coding, ruleset) is not False:
             return False
-        if not any(k[0] in STANDARD_SYSTEMS for k in keys):
-            return False
-        value = resource.get("valueCodeableConcept")
-        return value is None or not _index_keys(code_keys([value]), ruleset)
-    except UnreadableValue:
+    if not any(canonical_system(c["system"]) in STANDARD_SYSTEMS for c in found) \
+            and _names_phrase(concept, ruleset):
         return False
+    value = resource.get("valueCodeableConcept")
+    if type(value) is not dict:
+        return value is None
+    codings_of_value = value.get("coding") or []
+    return type(codings_of_value) is list and not any(
+        _indexed(c, ruleset) for c in codings_of_value)
 
 
 def _ref(resource: Mapping[str, Any]) -> str:
