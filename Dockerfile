@@ -1,4 +1,4 @@
-# spinehip-cds: the CDS Hooks service under gunicorn, as a non-root user.
+# spinehip-cds: the CDS Hooks service under gunicorn, as a numeric non-root user.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -7,19 +7,29 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN groupadd --system --gid 10001 spinehip \
-    && useradd --system --uid 10001 --gid spinehip --home-dir /app --no-create-home spinehip
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home spinehip
 
-WORKDIR /app
-# Installed in place (editable) so the bundled hooks/, rules/ and fixtures/ next to the package
-# are the defaults, exactly as in a source checkout.
-COPY pyproject.toml README.md ./
+# The dependencies, pinned by constraints.txt (as in CI), in a layer of their own: a change to
+# the code does not reinstall them.
+WORKDIR /src
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+    && pip install -c constraints.txt -r requirements.txt
+
+# The service, installed as a wheel would be (not editable): the bundled hooks, rules and demo
+# patients are package data; the source is removed once installed.
+COPY README.md LICENSE MANIFEST.in openapi.yaml ./
 COPY service ./service
-RUN pip install -e . && mkdir -p var && chown spinehip:spinehip var
 COPY hooks ./hooks
 COPY rules ./rules
 COPY fixtures ./fixtures
+RUN pip install --no-deps -c constraints.txt . \
+    && rm -rf /src \
+    && mkdir -p /app/var && chown 10001:10001 /app/var
 
-USER spinehip
+# The working directory holds the data (SQLite under ./var unless DATABASE_URL says otherwise).
+WORKDIR /app
+USER 10001:10001
 ENV SPINEHIP_MODE=production \
     SPINEHIP_HOST=0.0.0.0 \
     SPINEHIP_PORT=8080

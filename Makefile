@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv fhir-venv browser deploy-config clean
+.PHONY: run test lint bench venv fhir-venv browser deploy-config constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,6 +40,12 @@ lint: venv
 ## Regenerate deploy/config-maps.yaml after changing hooks/ or rules/ (make test checks it).
 deploy-config: venv
 	$(PY) scripts/render-config-maps.py
+
+## Re-pin constraints.txt to what the venv has (after changing dependencies in pyproject.toml).
+constraints: venv
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --all --exclude-editable | grep -iv "^pip=" | grep -iv '^spinehip-cds'; } > constraints.new
+	mv constraints.new constraints.txt
 
 bench: venv fhir-venv
 	$(PY) -m benchmarks

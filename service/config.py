@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The bundled hooks, rules and demo patients: package data in an installed wheel; in a source
+# checkout, symlinks to the top-level hooks/, rules/ and fixtures/ that admins edit.
+DEFAULTS = PACKAGE_DIR / "defaults"
+# Resolved, so messages name the files admins edit.
+DEFAULT_HOOKS_DIR = (DEFAULTS / "hooks").resolve()
+DEFAULT_RULES_DIR = (DEFAULTS / "rules").resolve()
+DEFAULT_FIXTURES_DIR = (DEFAULTS / "fixtures").resolve()
+# The source checkout the package runs from, when it does (tests and development tools only).
+PROJECT_ROOT = PACKAGE_DIR.parent
 
 MODES = ("development", "production")
 AUDIT_PATIENT_ID_POLICIES = ("store", "hash", "omit")
@@ -34,10 +43,10 @@ class Settings:
 
     mode: str = "development"
     public_base_url: str | None = None
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'spinehip.db'}"
-    hooks_dir: Path = PROJECT_ROOT / "hooks"
-    rules_dir: Path = PROJECT_ROOT / "rules"
-    fixtures_dir: Path = PROJECT_ROOT / "fixtures"
+    database_url: str = "sqlite:///var/spinehip.db"  # under the working directory, never the install
+    hooks_dir: Path = DEFAULT_HOOKS_DIR
+    rules_dir: Path = DEFAULT_RULES_DIR
+    fixtures_dir: Path = DEFAULT_FIXTURES_DIR
     demo_patients: bool = True
     max_body_bytes: int = 5 * 1024 * 1024
     rules_watch_s: float = 2.0  # 0 turns the file watch off (reload by SIGHUP or admin call)

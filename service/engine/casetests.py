@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from service import fixtures
+from service.config import DEFAULTS
 from service.engine.evaluate import Evaluation, evaluate
 from service.engine.model import Case
 from service.engine.ruleset import CompiledRule, RuleSet
 
 REFERENCE_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -40,15 +40,16 @@ class CaseResult:
 
 
 def resolve_fixture(ruleset: RuleSet, name: str) -> Path:
-    """A case's fixture path: absolute, or relative to the rules' parent, the rules, cwd, project."""
+    """A case's fixture path: absolute, or relative to the rules' parent, the rules, the working
+    directory, or the bundled defaults (which hold ``fixtures/patients``)."""
     path = Path(name)
     if path.is_absolute():
         return path
-    for base in (ruleset.rules_dir.parent, ruleset.rules_dir, Path.cwd(), PROJECT_ROOT):
+    for base in (ruleset.rules_dir.parent, ruleset.rules_dir, Path.cwd(), DEFAULTS):
         if (base / path).is_file():
             return base / path
     raise FileNotFoundError(f"fixture {name} not found next to {ruleset.rules_dir} or in "
-                            f"{PROJECT_ROOT}")
+                            f"{DEFAULTS}")
 
 
 def case_inputs(ruleset: RuleSet, case: Case, base_now: datetime

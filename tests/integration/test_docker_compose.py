@@ -217,3 +217,64 @@ def test_loader_command_loads_every_fixture_in_the_container_environment(
     out = capsys.readouterr().out
     patients = sorted((ROOT / "fixtures" / "patients").glob("*.json"))
     assert f"{len(patients)} patient Bundles loaded" in out
+
+
+def _pinned(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[_canonical(name)] = version.strip()
+    return pins
+
+
+def _canonical(requirement: str) -> str:
+    return re.split(r"[\[<>=~!; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_dependencies_get_a_cached_layer_before_the_code_is_copied(dockerfile: str) -> None:
+    steps = [line.split(None, 1) for line in dockerfile.replace("\\\n", " ").splitlines()
+             if line.strip() and not line.startswith("#")]
+    install = next(i for i, (op, rest) in enumerate(steps) if op == "RUN" and "pip install" in rest)
+    code = next(i for i, (op, rest) in enumerate(steps) if op == "COPY" and rest.startswith("service"))
+    assert install < code
+    copied_before = {src for op, rest in steps[:install] if op == "COPY" for src in rest.split()[:-1]}
+    assert copied_before == {"pyproject.toml", "constraints.txt"}
+    assert "-c constraints.txt" in steps[install][1]
+
+
+def test_the_dependency_list_the_image_installs_is_pyprojects(dockerfile: str, tmp_path: Path) -> None:
+    script = re.search(r'python -c "(.*?)" > requirements.txt', dockerfile).group(1)
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    printed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                             text=True, check=True, timeout=60).stdout.split("\n")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [p for p in printed if p] == project["dependencies"]
+
+
+def test_the_service_is_installed_not_editable_as_a_numeric_user(dockerfile: str) -> None:
+    installs = [i for i in _instructions(dockerfile, "RUN") if "pip install" in i]
+    assert installs and not any(re.search(r"\s(-e|--editable)\s", i) for i in installs)
+    user = _instructions(dockerfile, "USER")[-1]
+    assert re.fullmatch(r"[1-9]\d*(:[1-9]\d*)?", user), user
+
+
+def test_docker_and_the_make_venv_install_from_one_constraints_file(dockerfile: str) -> None:
+    import tomllib
+
+    pins = _pinned(ROOT / "constraints.txt")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [r for extra in project["optional-dependencies"].values() for r in extra]
+    wanted = [r for r in project["dependencies"] + wanted if _canonical(r) != project["name"]]
+    assert not [r for r in wanted if _canonical(r) not in pins], "pin them: make constraints"
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
+    from importlib.metadata import version
+
+    for requirement in project["dependencies"]:
+        name = _canonical(requirement)
+        assert version(name) == pins[name], f"the venv was not installed from constraints.txt: {name}"
