@@ -46,11 +46,11 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    services = {s.id: s for s in load_services(settings.hooks_dir)}
-    metrics.declare_services(services)
-    cards.warm_up()
     rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok),
                          initial=ruleset)
+    services = {s.id: s for s in load_services(settings.hooks_dir, rules.current.name)}
+    metrics.declare_services(services)
+    cards.warm_up()
     if store is None:
         store = Store.from_settings(settings)
         store.migrate()

@@ -56,7 +56,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     now = instant_or_now(args.at)
-    services = {s.id: s for s in load_services(settings.hooks_dir)}
+    ruleset = load_ruleset(settings.rules_dir)
+    services = {s.id: s for s in load_services(settings.hooks_dir, ruleset.name)}
     if args.service is not None and args.service not in services:
         print(f"error: no service `{args.service}`; the services are: {', '.join(sorted(services))}",
               file=sys.stderr)
@@ -76,7 +77,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"error: no service answers hook {hook!r}", file=sys.stderr)
             return 2
         request = parse_hook_request(body, service)
-        answer = answer_hook(service, request, ruleset=load_ruleset(settings.rules_dir), now=now, fhir=fhir)
+        answer = answer_hook(service, request, ruleset=ruleset, now=now, fhir=fhir)
     except CdsError as exc:
         print(json.dumps(exc.outcome(), indent=2))
         return 1

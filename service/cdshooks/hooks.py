@@ -1,6 +1,7 @@
 """What each supported hook puts in ``context`` (CDS Hooks Library 1.0.1).
 
-Kept as data so request validation and prefetch-token checks read from one table.
+Kept as data so request validation, prefetch-token checks and the rule language (which hooks
+a finding may name) read from this one table.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ class HookSpec:
     fields: tuple[ContextField, ...]
 
     @property
-    def required(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields if f.required)
-
-    @property
     def token_fields(self) -> frozenset[str]:
         return frozenset(f.name for f in self.fields if f.prefetch_token)
 
@@ -35,17 +32,13 @@ _PATIENT = ContextField("patientId", True, True, "id")
 _ENCOUNTER = ContextField("encounterId", False, True, "id")
 _DRAFTS = ContextField("draftOrders", True, False, "bundle")
 
-HOOKS: dict[str, HookSpec] = {
-    "patient-view": HookSpec("patient-view", (_USER, _PATIENT, _ENCOUNTER)),
-    "order-select": HookSpec(
-        "order-select",
-        (_USER, _PATIENT, _ENCOUNTER, ContextField("selections", True, False, "references"), _DRAFTS),
-    ),
-    "order-sign": HookSpec("order-sign", (_USER, _PATIENT, _ENCOUNTER, _DRAFTS)),
-    "encounter-start": HookSpec(
-        "encounter-start", (_USER, _PATIENT, ContextField("encounterId", True, True, "id"))
-    ),
-}
+HOOKS: dict[str, HookSpec] = {spec.name: spec for spec in (
+    HookSpec("patient-view", (_USER, _PATIENT, _ENCOUNTER)),
+    HookSpec("encounter-start", (_USER, _PATIENT, ContextField("encounterId", True, True, "id"))),
+    HookSpec("order-select",
+             (_USER, _PATIENT, _ENCOUNTER, ContextField("selections", True, False, "references"), _DRAFTS)),
+    HookSpec("order-sign", (_USER, _PATIENT, _ENCOUNTER, _DRAFTS)),
+)}
 
 # CDS Hooks 2.0 tokens that identify the user, besides ``context.*`` fields.
 USER_TOKENS = frozenset(

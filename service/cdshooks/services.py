@@ -83,8 +83,12 @@ def template_token_errors(hook: str, template: str) -> list[str]:
     return problems
 
 
-def load_services(hooks_dir: Path) -> list[CdsService]:
-    """Load and check every ``*.yaml`` file; raise ConfigFileError listing all problems."""
+def load_services(hooks_dir: Path, ruleset: str | None = None) -> list[CdsService]:
+    """Load and check every ``*.yaml`` file; raise ConfigFileError listing all problems.
+
+    ``ruleset``: the name of the rule set being served; a service naming another one is an
+    error, since it would be answered by rules it was not written for.
+    """
     errors: list[ConfigError] = []
     services: list[CdsService] = []
     seen: dict[str, str] = {}
@@ -116,6 +120,9 @@ def load_services(hooks_dir: Path) -> list[CdsService]:
             continue
         if parsed.hook not in HOOKS:
             continue
+        if ruleset is not None and parsed.ruleset != ruleset:
+            errors.append(doc.error(("ruleset",), f"rule set `{parsed.ruleset}` is not the one loaded",
+                                    f"the rules define `{ruleset}`"))
         if parsed.id in seen:
             errors.append(doc.error(("id",), f"service id `{parsed.id}` already used in {seen[parsed.id]}"))
         seen[parsed.id] = str(path)

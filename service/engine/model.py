@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-HOOKS = ("patient-view", "encounter-start", "order-select", "order-sign")
+from service.cdshooks.hooks import HOOKS as HOOK_SPECS
+
+HOOKS = tuple(HOOK_SPECS)
 ResourceType = Literal[
     "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
 ]
-Hook = Literal["patient-view", "encounter-start", "order-select", "order-sign"]
+Hook = Literal[HOOKS]  # type: ignore[valid-type]  # the names of the CDS Hooks table
 
 _DURATION = re.compile(r"([+-]?)(\d+)\s*([ywdhm])")
 _UNITS = {"y": timedelta(days=365), "w": timedelta(weeks=1), "d": timedelta(days=1),
