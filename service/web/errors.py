@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from service.cdshooks.errors import CdsError, operation_outcome
 
@@ -31,9 +31,12 @@ def init_app(app: Flask) -> None:
         message = exc.description or exc.name
         if status == 413:
             message = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return outcome_response(
+        response = outcome_response(
             status, operation_outcome([(None, message)], code=_CODES.get(status, "invalid"))
         )
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 requires it
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
