@@ -22,6 +22,7 @@ from benchmarks.measure import Timings, interleaved
 from benchmarks.synthetic import synthetic_request
 from service.cdshooks.request import parse_hook_request, parse_json_body
 from service.cdshooks.services import CdsService, load_services
+from service.cdshooks.sources import NoSource
 from service.config import Settings
 from service.engine import RuleSet, load_ruleset
 from service.fhir_client import bundle_resources
@@ -75,7 +76,8 @@ class Engine:
     def answer(self, raw: bytes, now: datetime) -> dict[str, Any]:
         """The response body for one request body, by the invoke view's path."""
         request = parse_hook_request(parse_json_body(raw), self.service)
-        return answer_hook(self.service, request, ruleset=self.ruleset, now=now, fhir=None).body
+        return answer_hook(self.service, request, ruleset=self.ruleset, now=now,
+                           source=NoSource()).body
 
 
 def prefetched_resources(body: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -7,11 +7,10 @@ handed to the views through ``app.extensions``; no view reads configuration from
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from flask import Flask
 
-from service import cards, fixtures, logging_setup, metrics, security
+from service import cards, logging_setup, metrics, security
 from service.cdshooks.services import load_services
 from service.config import Settings
 from service.engine import RuleRegistry, RuleSet
@@ -21,15 +20,6 @@ from service.web import admin, cors, discovery, errors, feedback, health, invoke
 from service.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _demo_source(settings: Settings):
-    """Demo patients answer for their own ids only; everything else goes to the FHIR server."""
-
-    def demo(patient_id: str):
-        return fixtures.demo_resources(settings.fixtures_dir, patient_id, datetime.now(UTC))
-
-    return demo
 
 
 def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = None,
@@ -61,7 +51,6 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
         rules=rules,
         store=store,
         fhir=fhir,
-        demo=_demo_source(settings) if settings.demo_patients else None,
     )
 
     logging_setup.init_app(app)

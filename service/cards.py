@@ -12,6 +12,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from service.cdshooks.response import prune_empty
 from service.engine import Decision, Evaluation
 from service.engine.codes import SNOMED
 from service.engine.evaluate import PlannedSuggestion
+from service.engine.model import SUMMARY_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,6 @@ OVERRIDE_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 PAMA_RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
 PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
-SUMMARY_LIMIT = 139
 IMAGING_CATEGORY = {"system": SNOMED, "code": "363679005", "display": "Imaging"}
 LATERALITY = {
     "right": {"system": SNOMED, "code": "24028007", "display": "Right"},
@@ -216,13 +217,33 @@ def pama_system_actions(evaluation: Evaluation) -> list[dict[str, Any]]:
     return actions
 
 
-def render_cards(evaluation: Evaluation, *, patient_id: str) -> dict[str, Any]:
-    """``{"cards": [...], "systemActions": [...]}``; systemActions only when there are some.
+@dataclass(frozen=True)
+class RenderedCard:
+    """A card and the decision it shows: the audit and the metrics read the decision."""
 
-    Hook, draft orders and selections were already applied by ``evaluate``.
+    decision: Decision
+    card: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the EHR will receive, before the envelope: cards with their decisions, systemActions."""
+
+    cards: tuple[RenderedCard, ...]
+    system_actions: tuple[dict[str, Any], ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        """``{"cards": [...], "systemActions": [...]}``; systemActions only when there are some."""
+        body: dict[str, Any] = {"cards": [c.card for c in self.cards]}
+        if self.system_actions:
+            body["systemActions"] = list(self.system_actions)
+        return body
+
+
+def render(evaluation: Evaluation, *, patient_id: str) -> Rendered:
+    """A card per active decision and the PAMA systemActions.
+
+    Hook, draft orders, selections and snoozes were already applied by ``evaluate``.
     """
-    body: dict[str, Any] = {"cards": [card(d, patient_id) for d in evaluation.active]}
-    actions = pama_system_actions(evaluation)
-    if actions:
-        body["systemActions"] = actions
-    return body
+    cards = tuple(RenderedCard(d, card(d, patient_id)) for d in evaluation.active)
+    return Rendered(cards, tuple(pama_system_actions(evaluation)))

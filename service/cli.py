@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -45,14 +44,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    """Answer one hook request file exactly as the HTTP service would, without HTTP."""
+    """Answer one hook request file as the HTTP service would, without HTTP: the same data
+    source, snoozes and audit (when ``DATABASE_URL`` names a store) and the same response bytes."""
+    from functools import partial
+
     from service import fixtures
     from service.cdshooks.errors import CdsError
     from service.cdshooks.request import parse_hook_request, parse_json_body
+    from service.cdshooks.response import response_bytes
     from service.cdshooks.services import load_services
+    from service.cdshooks.sources import bind_source
     from service.engine import load_ruleset
     from service.fhir_client import FhirClient
     from service.pipeline import answer_hook
+    from service.security.fhir_binding import fhir_server_refusal
+    from service.store import Store
 
     settings = Settings.from_env()
     now = instant_or_now(args.at)
@@ -67,6 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read the request file {args.request}: {exc.strerror}", file=sys.stderr)
         return 2
+    store = Store.from_settings(settings) if os.environ.get("DATABASE_URL") else None
     fhir = FhirClient.from_settings(settings)
     try:
         body = fixtures.render(parse_json_body(raw), now, source=args.request)
@@ -76,14 +83,28 @@ def _evaluate(args: argparse.Namespace) -> int:
         if service is None:
             print(f"error: no service answers hook {hook!r}", file=sys.stderr)
             return 2
+        if store is not None:
+            store.migrate()
         request = parse_hook_request(body, service)
-        answer = answer_hook(service, request, ruleset=ruleset, now=now, fhir=fhir)
+        source = bind_source(
+            request,
+            now=now,
+            fhir=fhir,
+            policy=partial(fhir_server_refusal, client=None, settings=settings),
+            demo_dir=settings.fixtures_dir if settings.demo_patients else None,
+        )
+        answer = answer_hook(
+            service, request, ruleset=ruleset, now=now, source=source,
+            store=store,
+        )
     except CdsError as exc:
-        print(json.dumps(exc.outcome(), indent=2))
+        sys.stdout.buffer.write(response_bytes(exc.outcome()))
         return 1
     finally:
         fhir.close()
-    print(json.dumps(answer.body, indent=2))
+        if store is not None:
+            store.close()
+    sys.stdout.buffer.write(response_bytes(answer.body))
     for kind in ("excluded", "uncertain"):
         counts = answer.quality[kind]
         if counts:

@@ -32,7 +32,6 @@ from prometheus_client import (
 
 from service.engine.binding import EXCLUSION_REASONS, UNREADABLE
 from service.fhir_spec import R4_RESOURCE_TYPES
-from service.store.audit import card_topic
 
 OPERATION_OUTCOME = "fhir-operation-outcome"
 
@@ -130,14 +129,15 @@ def observe_fhir_request(resource_type: str, seconds: float, *, error: bool) -> 
     FHIR_SECONDS.labels(resource=label).observe(seconds)
 
 
-def observe_answer(service_id: str, cards: list[dict], evaluation: Any, seconds: float) -> None:
-    """Everything one hook answer contributes: evaluation time, cards per topic, shadow decisions."""
+def observe_answer(
+    service_id: str, *, card_rules: Iterable[str], shadow_rules: Iterable[str], seconds: float
+) -> None:
+    """Everything one hook answer contributes: evaluation time, cards per rule, shadow decisions."""
     observe_rule_evaluation(service_id, seconds)
-    for card in cards:
-        count_card(card_topic(card) or "unknown")
-    for decision in evaluation.decisions:
-        if decision.mode == "shadow":
-            count_shadow_decision(decision.rule_id)
+    for rule_id in card_rules:
+        count_card(rule_id)
+    for rule_id in shadow_rules:
+        count_shadow_decision(rule_id)
 
 
 def count_data_quality(quality: Mapping[str, Any]) -> None:

@@ -1,4 +1,9 @@
-"""One hook call from request to response body, without HTTP: used by the web view and the CLI."""
+"""One hook call from request to response body, without HTTP: used by the web view and the CLI.
+
+The path runs one way: the caller binds a data source; the snoozes are read; prefetch is
+resolved; the engine evaluates with the snoozed rules silenced; cards are rendered with their
+decisions; the audit record is built from those decisions and written before the answer leaves.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from service.cards import render_cards
-from service.cdshooks.prefetch import DemoSource, FhirPolicy, ResolvedData, resolve_prefetch
+from service.audit import audit_record
+from service.cards import RenderedCard, render
+from service.cdshooks.prefetch import ResolvedData, resolve_prefetch
 from service.cdshooks.request import HookRequest
 from service.cdshooks.response import EXTENSION_KEY, finalize_response
 from service.cdshooks.services import CdsService
+from service.cdshooks.sources import DataSource
 from service.engine import Evaluation, RuleSet, evaluate
-from service.fhir_client import FhirClient
+from service.store import Store
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class HookAnswer:
     body: dict[str, Any]
     evaluation: Evaluation
+    cards: tuple[RenderedCard, ...]
     data: ResolvedData
     evaluation_ms: float
     quality: dict[str, Any]
@@ -69,12 +77,16 @@ def answer_hook(
     *,
     ruleset: RuleSet,
     now: datetime,
-    fhir: FhirClient | None,
-    demo: DemoSource | None = None,
-    fhir_policy: FhirPolicy | None = None,
+    source: DataSource,
+    store: Store | None = None,
+    tenant: str | None = None,
 ) -> HookAnswer:
-    """Resolve data, evaluate the rules, render cards; raises CdsError for protocol failures."""
-    data = resolve_prefetch(service, request, fhir=fhir, demo=demo, fhir_policy=fhir_policy)
+    """Answer one call; with a ``store``, snoozes apply and the call is audited before returning.
+
+    Raises CdsError for protocol failures (nothing is audited then).
+    """
+    silenced = store.snoozed_rules(store.patient_key(request.patient_id)) if store else set()
+    data = resolve_prefetch(service, request, source)
     started = time.perf_counter()
     evaluation = evaluate(
         ruleset,
@@ -84,8 +96,9 @@ def answer_hook(
         draft_orders=request.draft_orders,
         selections=request.selections,
         patient_id=request.patient_id,
+        silenced=silenced,
     )
-    rendered = render_cards(evaluation, patient_id=request.patient_id)
+    rendered = render(evaluation, patient_id=request.patient_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
     quality = data_quality(data, evaluation)
     _log_quality(quality, _outcome_issues(data.outcomes))
@@ -97,5 +110,19 @@ def answer_hook(
             "dataQuality": quality,
         }
     }
-    return HookAnswer(finalize_response(rendered, extension), evaluation, data, elapsed_ms,
-                      quality)
+    body = finalize_response(rendered.body(), extension)
+    if store is not None:
+        store.record_invocation(
+            audit_record(
+                service_id=service.id,
+                hook=request.hook,
+                hook_instance=request.hook_instance,
+                patient_id=request.patient_id,
+                evaluation=evaluation,
+                cards=rendered.cards,
+                evaluation_ms=elapsed_ms,
+                user_id=request.user_id,
+                tenant=tenant,
+            )
+        )
+    return HookAnswer(body, evaluation, rendered.cards, data, elapsed_ms, quality)

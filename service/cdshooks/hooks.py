@@ -40,7 +40,11 @@ HOOKS: dict[str, HookSpec] = {spec.name: spec for spec in (
     HookSpec("order-sign", (_USER, _PATIENT, _ENCOUNTER, _DRAFTS)),
 )}
 
-# CDS Hooks 2.0 tokens that identify the user, besides ``context.*`` fields.
-USER_TOKENS = frozenset(
-    {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
-)
+# CDS Hooks 2.0 prefetch tokens that identify the user, besides ``context.*`` fields, each with
+# the resource type ``context.userId`` must name for the token to have a value.
+USER_TOKENS: dict[str, str] = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}

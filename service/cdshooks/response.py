@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 EXTENSION_KEY = "org.spinehip-cds"
 
 
@@ -53,3 +55,8 @@ def finalize_response(body: dict[str, Any], extension: dict[str, Any]) -> dict[s
     if ext:
         out["extension"] = ext
     return out
+
+
+def response_bytes(body: dict[str, Any]) -> bytes:
+    """The JSON the EHR receives, the same bytes over HTTP and from ``spinehip evaluate``."""
+    return orjson.dumps(body) + b"\n"

@@ -146,7 +146,7 @@ def _inputs(path: str, now: datetime) -> dict[str, Any]:
         elif isinstance(value, dict):
             resources.append(value)
     return {"resources": resources, "hook": request["hook"],
-            "draft_orders": context.get("draftOrders") or (),
+            "draft_orders": fixtures.bundle_resources(context.get("draftOrders") or {}),
             "selections": context.get("selections") or ()}
 
 

@@ -81,11 +81,6 @@ class RuleSet:
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
 
     @property
-    def red_flag_rules(self) -> frozenset[str]:
-        """Rules whose cards nothing may silence: no snooze, ever."""
-        return frozenset(r.spec.id for r in self.rules if r.spec.red_flag)
-
-    @property
     def full_version(self) -> str:
         """The version an admin wrote plus a content hash, so an unbumped edit is still visible."""
         return f"{self.version}+{self.content_hash[:8]}"

@@ -6,7 +6,7 @@ CLI, the tests and the web layer get the same answer for the same data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -470,13 +470,18 @@ def evaluate(
     *,
     now: datetime,
     hook: str = "patient-view",
-    draft_orders: Any = (),
+    draft_orders: Sequence[Mapping[str, Any]] = (),
     selections: Sequence[str] = (),
     patient_id: str | None = None,
+    silenced: Collection[str] = (),
 ) -> Evaluation:
     """Run every enabled rule in precedence order; suppressed and ineligible rules are traced.
 
     With ``patient_id``, records of anyone else are excluded before any rule sees them.
+    ``silenced`` are rules this patient's clinicians snoozed: a routine one that fires is traced as
+    snoozed and makes neither a card nor a PAMA rating, but still suppresses what it would have
+    suppressed (snoozing a card must not bring up the cards it stood in front of). A red flag is
+    never silenced.
     """
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
@@ -525,12 +530,16 @@ def evaluate(
             entry["status"] = "withheld: red-flag evidence recorded"
             entry["redFlagEvidence"] = [e.as_dict() for e in _dedupe(red_flag_evidence)]
             continue
-        decision = _decide(ev, rule, evidence)
-        decisions.append(decision)
-        entry["status"] = "shadow" if spec.mode == "shadow" else "card"
         if spec.mode == "active":
             for target in spec.suppresses:
                 suppressed_by.setdefault(target, spec.id)
+        if spec.id in silenced and spec.mode == "active":
+            if not spec.red_flag:
+                entry["status"] = "snoozed"
+                continue
+            entry["snooze"] = "not honoured: red flag"
+        decisions.append(_decide(ev, rule, evidence))
+        entry["status"] = "shadow" if spec.mode == "shadow" else "card"
     pama = _pama(ev, decisions)
     drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
     trace: dict[str, Any] = {

@@ -298,38 +298,24 @@ def _fact(ref: str, record: Mapping[str, Any], keys: tuple[CodeKey, ...], rulese
     return Fact(**common, status=status, doubts=doubts, resource=record if draft else None)
 
 
-def draft_resources(draft_orders: Any) -> list[Mapping[str, Any]]:
-    """Resources of ``context.draftOrders``: a Bundle, its entries, or bare resources."""
-    if isinstance(draft_orders, dict):
-        draft_orders = draft_orders.get("entry") or []
-    if not isinstance(draft_orders, Sequence) or isinstance(draft_orders, str):
-        return []
-    out = []
-    for item in draft_orders:
-        if isinstance(item, dict) and isinstance(item.get("resource"), Mapping):
-            item = item["resource"]
-        if isinstance(item, dict) and isinstance(item.get("resourceType"), str):
-            out.append(item)
-    return out
-
-
 def normalise(
     ruleset: RuleSet,
     resources: Iterable[Mapping[str, Any]],
     *,
     now: datetime | None = None,
     patient_id: str | None = None,
-    draft_orders: Any = (),
+    draft_orders: Sequence[Mapping[str, Any]] = (),
     selections: Sequence[str] = (),
 ) -> FactBase:
     """Facts from the patient record and the draft orders (limited to ``selections`` if given).
 
     With ``patient_id``, a record of anyone else is excluded; with ``now``, a date after it is
-    uncertain.
+    uncertain. ``draft_orders`` are resources, already taken out of the request's Bundle by the
+    protocol layer (or written as a list in a rule's test case).
     """
     base = FactBase([], {}, None, None, 0, 0, [], [])
     selected = set(selections)
-    drafts = [r for r in draft_resources(draft_orders)
+    drafts = [r for r in draft_orders
               if not selected or f"{r.get('resourceType')}/{r.get('id')}" in selected]
     for draft, items in ((False, resources), (True, drafts)):
         for resource in items:

@@ -20,6 +20,7 @@ ResourceType = Literal[
     "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
 ]
 Hook = Literal[HOOKS]  # type: ignore[valid-type]  # the names of the CDS Hooks table
+SUMMARY_LIMIT = 139  # CDS Hooks 2.0: a card summary is under 140 characters
 
 _DURATION = re.compile(r"([+-]?)(\d+)\s*([ywdhm])")
 _UNITS = {"y": timedelta(days=365), "w": timedelta(weeks=1), "d": timedelta(days=1),

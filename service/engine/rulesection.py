@@ -19,9 +19,8 @@ from service.engine.sections import Errors, Refs
 from service.yamlsource import ConfigError, did_you_mean
 
 TEMPLATE_EXTRA_NAMES = ("side",)
-# A placeholder in a summary counts as this many characters when checking the 139 limit.
+# A placeholder in a summary counts as this many characters when checking the summary limit.
 PLACEHOLDER_WIDTH = 6
-SUMMARY_LIMIT = 139
 
 Case = tuple[str, int, m.Case]  # rule id, index in the rule's `tests:`, the case
 
@@ -189,10 +188,11 @@ def _template_errors(entry: Entry, rule: m.Rule, names: Collection[str]) -> Erro
 def _summary_width(entry: Entry, text: str, fields: list[str], unknown: list[str]) -> Errors:
     filler = dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)
     width = len(text) if unknown else len(string.Formatter().format(text, **filler))
-    if width <= SUMMARY_LIMIT:
+    if width <= m.SUMMARY_LIMIT:
         return []
-    return [entry.error(("summary",), f"summary is {width} characters; the limit is 139",
-                        "CDS Hooks clients reject 140 or more; move the rest to `detail`")]
+    return [entry.error(("summary",), f"summary is {width} characters; the limit is {m.SUMMARY_LIMIT}",
+                        f"CDS Hooks clients reject {m.SUMMARY_LIMIT + 1} or more; move the rest to "
+                        "`detail`")]
 
 
 def _case_errors(entry: Entry, rule: m.Rule, refs: Refs) -> Errors:

@@ -19,6 +19,7 @@ from typing import Any
 from service.cdshooks.errors import CdsError
 from service.cdshooks.request import parse_hook_request
 from service.cdshooks.services import CdsService, load_services
+from service.cdshooks.sources import HeldRecord
 from service.engine import RuleSet, load_ruleset
 from service.impact.calls import PatientRecord, draft_panel, hook_calls
 from service.impact.compare import Answer, Impact, compare_patient, digest, merge_all
@@ -51,8 +52,8 @@ def _answer(workload: Workload, ruleset: RuleSet, service: CdsService, body: dic
             resources: list[dict[str, Any]]) -> Answer:
     """One hook call through the service's own path; the data arrives as the demo source does."""
     request = parse_hook_request(body, service)
-    answer = answer_hook(service, request, ruleset=ruleset, now=workload.now, fhir=None,
-                         demo=lambda _patient_id: resources)
+    answer = answer_hook(service, request, ruleset=ruleset, now=workload.now,
+                         source=HeldRecord(resources))
     return digest(answer.body)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from service.cdshooks.errors import CdsError, operation_outcome
+from service.cdshooks.response import response_bytes
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +16,7 @@ _CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-s
 
 
 def outcome_response(status: int, body: dict) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response
+    return Response(response_bytes(body), status=status, mimetype="application/json")
 
 
 def init_app(app: Flask) -> None:

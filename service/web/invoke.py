@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, g
 
 from service import metrics
 from service.cdshooks.errors import CdsError, echo
 from service.cdshooks.request import parse_hook_request
+from service.cdshooks.response import response_bytes
 from service.cdshooks.services import CdsService
+from service.cdshooks.sources import bind_source
 from service.pipeline import answer_hook
 from service.security.fhir_binding import fhir_server_refusal
-from service.store.audit import settle_answer
 from service.web.bodies import json_body
 from service.web.runtime import runtime
 
@@ -32,39 +34,38 @@ def find_service(service_id: str) -> CdsService:
 def invoke(service_id: str) -> Response:
     rt = runtime()
     service = find_service(service_id)
-    hook_request = parse_hook_request(json_body(), service)
+    request = parse_hook_request(json_body(), service)
     client = g.get("cds_client")
-    ruleset = rt.rules.current  # one rule set for the whole call, even if a reload lands meanwhile
+    now = datetime.now(UTC)
+    source = bind_source(
+        request,
+        now=now,
+        fhir=rt.fhir,
+        policy=partial(fhir_server_refusal, client=client, settings=rt.settings),
+        demo_dir=rt.settings.fixtures_dir if rt.settings.demo_patients else None,
+    )
     answer = answer_hook(
         service,
-        hook_request,
-        ruleset=ruleset,
-        now=datetime.now(UTC),
-        fhir=rt.fhir,
-        demo=rt.demo,
-        fhir_policy=lambda url: fhir_server_refusal(url, client, rt.settings),
-    )
-    body = settle_answer(
-        rt.store,
-        service_id=service.id,
-        hook=hook_request.hook,
-        hook_instance=hook_request.hook_instance,
-        patient_id=hook_request.patient_id,
-        body=answer.body,
-        evaluation=answer.evaluation,
-        evaluation_ms=answer.evaluation_ms,
-        unsnoozable=ruleset.red_flag_rules,
-        user_id=hook_request.user_id,
+        request,
+        ruleset=rt.rules.current,  # one rule set for the whole call, even if a reload lands meanwhile
+        now=now,
+        source=source,
+        store=rt.store,
         tenant=getattr(client, "tenant", None),
     )
-    metrics.observe_answer(service.id, body["cards"], answer.evaluation, answer.evaluation_ms / 1000)
+    metrics.observe_answer(
+        service.id,
+        card_rules=(c.decision.rule_id for c in answer.cards),
+        shadow_rules=(d.rule_id for d in answer.evaluation.shadow),
+        seconds=answer.evaluation_ms / 1000,
+    )
     metrics.count_data_quality(answer.quality)
     log.info("hook answered", extra={"fields": {
         "event": "hook",
         "service": service.id,
-        "hook_instance": hook_request.hook_instance,
-        "cards": len(body["cards"]),
+        "hook_instance": request.hook_instance,
+        "cards": len(answer.cards),
         "fetched": list(answer.data.fetched_keys),
         "evaluation_ms": round(answer.evaluation_ms, 2),
     }})
-    return jsonify(body)
+    return Response(response_bytes(answer.body), mimetype="application/json")

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from service.cdshooks.prefetch import DemoSource
 from service.cdshooks.services import CdsService
 from service.config import Settings
 from service.engine import RuleRegistry
@@ -21,7 +20,6 @@ class Runtime:
     rules: RuleRegistry
     store: Store
     fhir: FhirClient
-    demo: DemoSource | None = None
 
 
 def runtime() -> Runtime:

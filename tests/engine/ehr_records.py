@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.cards import render_cards
+from service.cards import render
 from service.config import PROJECT_ROOT
 from service.engine import Evaluation, evaluate, load_ruleset
 
@@ -109,9 +109,9 @@ def mri_draft(rid: str = "mri") -> dict[str, Any]:
 def run(*resources: dict[str, Any], hook: str = "patient-view", drafts: Any = (),
         with_patient: bool = True, patient_id: str = PID) -> Evaluation:
     records = ([patient()] if with_patient else []) + list(resources)
-    selections = [f"ServiceRequest/{e['resource']['id']}"
-                  for e in (drafts or {}).get("entry", [])] if drafts else []
-    return evaluate(RULESET, records, now=NOW, hook=hook, draft_orders=drafts,
+    orders = [e["resource"] for e in drafts["entry"]] if drafts else []  # as the request parser gives them
+    selections = [f"ServiceRequest/{o['id']}" for o in orders]
+    return evaluate(RULESET, records, now=NOW, hook=hook, draft_orders=orders,
                     selections=selections, patient_id=patient_id)
 
 
@@ -120,5 +120,5 @@ def fired(ev: Evaluation) -> set[str]:
 
 
 def card(ev: Evaluation, rule_id: str) -> dict[str, Any]:
-    body = render_cards(ev, patient_id=PID)
+    body = render(ev, patient_id=PID).body()
     return next(c for c in body["cards"] if c["source"]["topic"]["code"] == rule_id)

@@ -7,7 +7,7 @@ import sys
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from service.cards import render_cards
+from service.cards import render
 from service.cdshooks.response import prune_empty as prune
 from service.engine import RuleRegistry, evaluate, load_ruleset
 from service.engine.casetests import REFERENCE_NOW, run_all, run_case
@@ -31,7 +31,7 @@ def _result(ruleset, case_id):
 def test_every_case_renders_conformant_cards_with_valid_orders(ruleset):
     rule_ids = {r.id for r in ruleset.rules}
     for result in run_all(ruleset):
-        body = render_cards(result.evaluation, patient_id="p1")
+        body = render(result.evaluation, patient_id="p1").body()
         assert prune(body) == body or body == {"cards": []}, result.case_id
         for card in body["cards"]:
             assert len(card["summary"]) <= 139
@@ -50,13 +50,13 @@ def test_every_case_renders_conformant_cards_with_valid_orders(ruleset):
 
 def _card(ruleset, case_id):
     result = _result(ruleset, case_id)
-    body = render_cards(result.evaluation, patient_id="p1")
+    body = render(result.evaluation, patient_id="p1").body()
     return next(c for c in body["cards"] if c["source"]["topic"]["code"] == result.rule_id)
 
 
 def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged(ruleset):
     result = _result(ruleset, "cauda-equina[2]")  # preliminary retention of urine
-    body = render_cards(result.evaluation, patient_id="p1")
+    body = render(result.evaluation, patient_id="p1").body()
     [card] = body["cards"]
     resources = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
     assert {r["priority"] for r in resources} == {"stat"}
@@ -77,7 +77,7 @@ def test_hip_radiograph_order_carries_the_side_of_the_finding(ruleset):
 
 def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate(ruleset):
     result = _result(ruleset, "early-lumbar-imaging[0]")  # MRI drafted on day 41 of back pain
-    body = render_cards(result.evaluation, patient_id="p1")
+    body = render(result.evaluation, patient_id="p1").body()
     [card] = body["cards"]
     [action] = card["suggestions"][0]["actions"]
     assert action == {"type": "delete", "description": "Remove draft order ServiceRequest/mri",
@@ -96,7 +96,7 @@ def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
     rule, index, spec = case("spine-pattern-mri[0]")  # sciatica for 8 weeks
     result = run_case(shadow, next(r for r in shadow.rules if r.id == rule.id), index, spec)
     assert [d.rule_id for d in result.evaluation.shadow] == ["spine-pattern-mri"]
-    assert render_cards(result.evaluation, patient_id="p1") == {"cards": []}
+    assert render(result.evaluation, patient_id="p1").body() == {"cards": []}
 
 
 def test_unreadable_resources_are_skipped_and_reported_not_fatal(ruleset):

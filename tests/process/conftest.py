@@ -10,9 +10,16 @@ from tests.support.processes import running, spinehip_env, start_spinehip
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    """The service as ``make run`` starts it: embedded defaults, development mode, demo patients."""
+def server_env(tmp_path_factory) -> dict[str, str]:
+    """The settings the served process gets, for a command that must see what it sees."""
     workdir = tmp_path_factory.mktemp("serve")
-    env = spinehip_env(SPINEHIP_MODE="development", DATABASE_URL=f"sqlite:///{workdir / 'store.db'}")
+    return {"SPINEHIP_MODE": "development", "DATABASE_URL": f"sqlite:///{workdir / 'store.db'}"}
+
+
+@pytest.fixture(scope="module")
+def server(server_env, tmp_path_factory) -> Iterator[str]:
+    """The service as ``make run`` starts it: embedded defaults, development mode, demo patients."""
+    workdir = tmp_path_factory.mktemp("serve-logs")
+    env = spinehip_env(**server_env)
     with running(start_spinehip(env, workdir, workers=2)) as served:
         yield served.base_url

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 import pytest
 import requests
 
-from service import fixtures
+from service import cli, fixtures
 from service.config import PROJECT_ROOT
-from tests.support.processes import SPINEHIP
+from service.store import OVERRIDE_REASON_SYSTEM
+from tests.support.processes import SPINEHIP, spinehip_env
 
 REQUESTS = sorted((PROJECT_ROOT / "fixtures" / "requests").glob("*.json"))
 
@@ -54,21 +58,64 @@ def test_demo_patient_is_answered_without_prefetch_or_fhir_server(server):
     assert set(sources.values()) == {"demo"}
 
 
-def test_evaluate_command_prints_the_same_cards_as_the_api(server):
-    path = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
-    now = datetime.now(UTC)
-    printed = subprocess.run(
-        [str(SPINEHIP), "evaluate", str(path), "--at", now.isoformat()],
-        capture_output=True, text=True, timeout=60, check=True, cwd=PROJECT_ROOT,
-    )
-    offline = json.loads(printed.stdout)
-    online = requests.post(
-        f"{server}/cds-services/spinehip-patient-view",
-        json=fixtures.load_request(path, now),
-        timeout=10,
-    ).json()
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-    def topics(body):
-        return sorted(c["source"]["topic"]["code"] for c in body["cards"])
 
-    assert topics(offline) == topics(online) and topics(online)
+def without_uuids(raw: bytes) -> bytes:
+    return UUID.sub(b"<uuid>", raw)
+
+
+def post(server: str, body: dict) -> requests.Response:
+    return requests.post(f"{server}/cds-services/spinehip-{body['hook']}", json=body, timeout=10)
+
+
+def evaluate_in_process(path: Path, env: dict[str, str], monkeypatch, capsysbinary) -> tuple[int, bytes]:
+    """``spinehip evaluate`` run by this process under the server's environment."""
+    with monkeypatch.context() as patched:
+        for key in [k for k in os.environ if k.startswith("SPINEHIP_") or k == "DATABASE_URL"]:
+            patched.delenv(key)
+        for key, value in env.items():
+            patched.setenv(key, value)
+        capsysbinary.readouterr()
+        code = cli.main(["evaluate", str(path)])
+    return code, capsysbinary.readouterr().out
+
+
+@pytest.mark.parametrize("path", REQUESTS, ids=[p.stem for p in REQUESTS])
+def test_evaluate_command_gives_the_api_answer_byte_for_byte(server, server_env, path, tmp_path,
+                                                            monkeypatch, capsysbinary):
+    rendered = tmp_path / path.name
+    rendered.write_bytes(orjson.dumps(fixtures.load_request(path, datetime.now(UTC))))
+    online = post(server, orjson.loads(rendered.read_bytes()))
+    code, offline = evaluate_in_process(rendered, server_env, monkeypatch, capsysbinary)
+    assert (code == 0) == (online.status_code == 200)
+    assert without_uuids(offline) == without_uuids(online.content)
+
+
+def test_evaluate_command_reads_the_snoozes_of_the_configured_store(server, server_env, tmp_path):
+    """Offline, as a real process: a card snoozed through the API is silenced for the command
+    too when it is given the same database, and only then."""
+    path = PROJECT_ROOT / "fixtures" / "requests" / "s13-piriformis.json"
+    rendered = tmp_path / path.name
+    rendered.write_bytes(orjson.dumps(fixtures.load_request(path, datetime.now(UTC))))
+    body = orjson.loads(rendered.read_bytes())
+    [card] = post(server, body).json()["cards"]
+    feedback = {"feedback": [{
+        "card": card["uuid"], "outcome": "overridden",
+        "outcomeTimestamp": datetime.now(UTC).isoformat(),
+        "overrideReason": {"reason": {"system": OVERRIDE_REASON_SYSTEM, "code": "snooze-30d"}},
+    }]}
+    answered = requests.post(f"{server}/cds-services/spinehip-{body['hook']}/feedback",
+                             json=feedback, timeout=10)
+    assert answered.status_code == 200, answered.text
+    online = post(server, body)
+    assert online.json()["cards"] == []
+
+    def evaluate(env: dict[str, str]) -> bytes:
+        return subprocess.run([str(SPINEHIP), "evaluate", str(rendered)], env=env,
+                              capture_output=True, timeout=60, check=True, cwd=PROJECT_ROOT).stdout
+
+    assert without_uuids(evaluate(spinehip_env(**server_env))) == without_uuids(online.content)
+    no_store = {k: v for k, v in server_env.items() if k != "DATABASE_URL"}
+    unsnoozed = orjson.loads(evaluate({**spinehip_env(**no_store), "DATABASE_URL": ""}))
+    assert [c["source"]["topic"]["code"] for c in unsnoozed["cards"]] == ["piriformis-pattern"]

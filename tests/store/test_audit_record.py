@@ -1,95 +1,110 @@
-"""Turning a hook answer into the audit record, and dropping snoozed cards before answering."""
+"""The hook path's audit: built from the decisions the cards were rendered from, written before
+the answer leaves, with snoozed rules left out by the engine rather than cut from card JSON."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
-from conftest import DATA, feedback_item
+from conftest import feedback_item
+from sqlalchemy import select
 
+from service import fixtures
+from service.cdshooks.request import parse_hook_request
+from service.cdshooks.services import load_services
+from service.cdshooks.sources import NoSource
+from service.config import PROJECT_ROOT
+from service.pipeline import HookAnswer, answer_hook
 from service.store import Store
-from service.store.audit import audit_record, card_topic, drop_snoozed_cards
+from service.store.schema import Decision, Invocation
+from tests.support.rules import bundled_ruleset
+
+RULESET = bundled_ruleset()
+SERVICES = {s.hook: s for s in load_services(PROJECT_ROOT / "hooks")}
+NOW = datetime.now(UTC)
 
 
-def body() -> dict:
-    return json.loads((DATA / "answer-body.json").read_text())
+def answer(name: str, store: Store | None, ruleset=RULESET, tenant: str | None = None) -> HookAnswer:
+    body = fixtures.load_request(PROJECT_ROOT / "fixtures" / "requests" / f"{name}.json", NOW)
+    service = SERVICES[body["hook"]]
+    request = parse_hook_request(body, service)
+    return answer_hook(service, request, ruleset=ruleset, now=NOW, source=NoSource(),
+                       store=store, tenant=tenant)
 
 
-def decision(rule_id: str, mode: str, indicator: str = "info") -> SimpleNamespace:
-    return SimpleNamespace(
-        rule_id=rule_id,
-        mode=mode,
-        rule=SimpleNamespace(indicator=indicator),
-        summary=f"{rule_id} summary",
-        evidence=(SimpleNamespace(ref=f"Observation/{rule_id}"),),
-        sources=(SimpleNamespace(title="ACR Appropriateness Criteria"),),
+def audited(store: Store) -> list[tuple[Invocation, list[Decision]]]:
+    with store._sessions() as session:
+        calls = list(session.scalars(select(Invocation).order_by(Invocation.id)))
+        return [(c, list(session.scalars(select(Decision).where(Decision.invocation_id == c.id)
+                                         .order_by(Decision.id)))) for c in calls]
+
+
+def topics(body: dict) -> list[str]:
+    return [c["source"]["topic"]["code"] for c in body["cards"]]
+
+
+def snooze(store: Store, card_uuid: str) -> None:
+    item = feedback_item("snoozed", card=card_uuid, outcomeTimestamp=NOW.isoformat())
+    store.record_feedback("spinehip-patient-view", [item])
+
+
+def test_each_returned_card_is_audited_with_its_decision(store: Store) -> None:
+    result = answer("s08-ces-with-hip-oa", store, tenant="clinic-north")
+    [(call, decisions)] = audited(store)
+    assert (call.service_id, call.hook, call.tenant) == (
+        "spinehip-patient-view", "patient-view", "clinic-north"
     )
+    assert call.ruleset_version == result.evaluation.ruleset_version
+    [card] = result.body["cards"]
+    [row] = decisions
+    assert (row.rule_id, row.mode, row.indicator) == ("cauda-equina", "active", "critical")
+    assert row.card_uuid == card["uuid"]
+    assert row.suggestion_uuids == [s["uuid"] for s in card["suggestions"]]
+    assert row.summary == card["summary"]
+    assert row.evidence and all(ref in card["detail"] for ref in row.evidence)
+    assert row.sources and all(title in card["detail"] for title in row.sources)
 
 
-EVALUATION = SimpleNamespace(
-    ruleset_version="2026.11.0",
-    decisions=(
-        decision("cauda-equina", "active", "critical"),
-        decision("hip-pattern-radiographs", "active"),
-        decision("spine-pattern-mri", "shadow"),
-    ),
-)
-
-
-def record(answer: dict):
-    return audit_record(
-        service_id="spinehip-order-select",
-        hook="order-select",
-        hook_instance="d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-        patient_id="patient-ces-1",
-        body=answer,
-        evaluation=EVALUATION,
-        evaluation_ms=9.5,
-        user_id="Practitioner/example",
-        tenant="clinic-north",
-    )
-
-
-def test_every_returned_card_and_every_shadow_decision_is_recorded() -> None:
-    decisions = record(body()).decisions
-    assert [(d.rule_id, d.mode) for d in decisions] == [
-        ("cauda-equina", "active"),
-        ("hip-pattern-radiographs", "active"),
-        ("spine-pattern-mri", "shadow"),
-    ]
-    ces = decisions[0]
-    assert ces.card_uuid == "0b6f6a52-5f0e-4d0c-9d8e-3f4f8e2c1a01"
-    assert ces.suggestion_uuids == (
-        "5d3c1b0e-2a44-4b7e-8e0a-7c1f3e9b2d11",
-        "9e2f4a61-7b3c-4d5e-8f1a-2b6c9d0e3f12",
-    )
-    assert (ces.indicator, ces.evidence, ces.sources) == (
-        "critical",
-        ("Observation/cauda-equina",),
-        ("ACR Appropriateness Criteria",),
-    )
-    assert decisions[2].card_uuid is None
-    assert decisions[2].evidence == ("Observation/spine-pattern-mri",)
-
-
-def test_only_cards_actually_returned_are_recorded_as_active() -> None:
-    answer = drop_snoozed_cards(body(), {"cauda-equina"})
-    assert [d.rule_id for d in record(answer).decisions if d.mode == "active"] == [
-        "hip-pattern-radiographs"
+def test_shadow_decision_is_audited_without_a_card(store: Store) -> None:
+    shadowed = dataclasses.replace(RULESET, rules=tuple(
+        dataclasses.replace(r, spec=r.spec.model_copy(update={"mode": "shadow"}))
+        if r.id == "spine-pattern-mri" else r for r in RULESET.rules))
+    result = answer("s01-sciatica-8-weeks", store, ruleset=shadowed)
+    assert result.body["cards"] == []
+    [(_, decisions)] = audited(store)
+    assert [(d.rule_id, d.mode, d.card_uuid) for d in decisions] == [
+        ("spine-pattern-mri", "shadow", None)
     ]
 
 
-def test_snoozed_rules_cards_are_dropped_and_others_kept() -> None:
-    original = body()
-    answer = drop_snoozed_cards(original, {"cauda-equina", "lateral-hip-pain"})
-    assert [card_topic(c) for c in answer["cards"]] == ["hip-pattern-radiographs"]
-    assert len(original["cards"]) == 2, "the original body is left untouched"
+def test_snoozed_card_is_neither_returned_nor_audited_and_is_traced(store: Store) -> None:
+    first = answer("s01-sciatica-8-weeks", store)
+    assert topics(first.body) == ["spine-pattern-mri"]
+    snooze(store, first.body["cards"][0]["uuid"])
+
+    again = answer("s01-sciatica-8-weeks", store)
+    assert again.body["cards"] == []
+    trace = {e["rule"]: e for e in again.evaluation.trace["rules"]}
+    assert trace["spine-pattern-mri"]["status"] == "snoozed"
+    (_, before), (_, after) = audited(store)
+    assert [d.rule_id for d in before] == ["spine-pattern-mri"]
+    assert after == []
 
 
-def test_recorded_answer_links_feedback_to_the_snoozed_rule(store: Store) -> None:
-    store.record_invocation(record(body()))
-    store.record_feedback("svc", [feedback_item("snoozed")])
-    key = store.patient_key("patient-ces-1")
-    day_after = datetime(2026, 11, 21, tzinfo=UTC)
-    assert store.snoozed_rules(key, day_after) == {"hip-pattern-radiographs"}
+def test_snoozed_order_guard_leaves_no_pama_system_action(store: Store) -> None:
+    first = answer("early-sciatica-order-select-mri", store)
+    assert topics(first.body) == ["early-lumbar-imaging"]
+    assert [a["type"] for a in first.body["systemActions"]] == ["update"]
+    snooze(store, first.body["cards"][0]["uuid"])
+
+    again = answer("early-sciatica-order-select-mri", store)
+    assert again.body["cards"] == []
+    assert "systemActions" not in again.body
+    assert "systemActions" not in again.body.get("extension", {}).get("org.spinehip-cds", {})
+
+
+def test_without_a_store_nothing_is_silenced_or_written(store: Store) -> None:
+    first = answer("s01-sciatica-8-weeks", store)
+    snooze(store, first.body["cards"][0]["uuid"])
+    assert topics(answer("s01-sciatica-8-weeks", None).body) == ["spine-pattern-mri"]
+    assert len(audited(store)) == 1
