@@ -199,7 +199,9 @@ class _Evaluator:
             out.append(fact)
         if spec.laterality == BOTH and combine(f.laterality for f in out) != BOTH:
             out = []
-        out.sort(key=lambda f: (f.when is None, f.when), reverse=False)
+        # Oldest first; the reference breaks ties, so the order never depends on set iteration
+        # (which differs between worker processes) and every worker gives the same answer.
+        out.sort(key=lambda f: (f.when is None, f.when, f.ref))
         for fact in out:
             doubts = fact.doubts
             if spec.within is not None and fact.date_doubt:

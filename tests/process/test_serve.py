@@ -119,3 +119,20 @@ def test_evaluate_command_reads_the_snoozes_of_the_configured_store(server, serv
     no_store = {k: v for k, v in server_env.items() if k != "DATABASE_URL"}
     unsnoozed = orjson.loads(evaluate({**spinehip_env(**no_store), "DATABASE_URL": ""}))
     assert [c["source"]["topic"]["code"] for c in unsnoozed["cards"]] == ["piriformis-pattern"]
+
+
+def test_two_worker_processes_give_the_same_answer(tmp_path):
+    """Each gunicorn worker has its own string-hash seed; the answer must not depend on it
+    (evidence recorded on the same day once came out in a seed-dependent order)."""
+    path = PROJECT_ROOT / "fixtures" / "requests" / "gtps-day41.json"
+    rendered = tmp_path / path.name
+    rendered.write_bytes(orjson.dumps(fixtures.load_request(path, datetime.now(UTC))))
+
+    def evaluate(seed: str) -> bytes:
+        env = {**spinehip_env(SPINEHIP_MODE="development"), "PYTHONHASHSEED": seed}
+        return subprocess.run([str(SPINEHIP), "evaluate", str(rendered)], env=env,
+                              capture_output=True, timeout=60, check=True, cwd=PROJECT_ROOT).stdout
+
+    answers = {without_uuids(evaluate(seed)) for seed in ("1", "2")}
+    assert len(answers) == 1
+    assert orjson.loads(answers.pop())["cards"]
