@@ -174,6 +174,16 @@ def test_breast_cancer_history_z85_3_is_in_the_z85_family():
     assert R3 not in fired(run(back_pain()))
 
 
+@pytest.mark.parametrize("code", ["R33.8", "R338", "R33.0", "R33.9"])
+def test_any_retention_of_urine_in_the_r33_family_fires_r1(code):
+    assert CES in fired(run(cond(concept(ICD, code), onset=ago(days=2))))
+
+
+def test_codes_beside_the_r33_family_are_not_retention():
+    assert CES not in fired(run(cond(concept(ICD, "R34"), onset=ago(days=2))))
+    assert CES not in fired(run(cond(concept(ICD, "R33.8"), verification="refuted", onset=ago(days=2))))
+
+
 def test_retired_m54_5_counts_as_low_back_pain():
     draft = mri_draft()
     lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
