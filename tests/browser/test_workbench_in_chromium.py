@@ -45,18 +45,30 @@ def rows(driver, table_id: str) -> list[list[str]]:
             for row in table.find_elements("css selector", "tbody tr")]
 
 
+def submit(driver, button) -> None:
+    """Click and wait for the answer page: a slow server must not be read as a missing element."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element("tag name", "html")
+    button.click()
+    wait = WebDriverWait(driver, 120)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def sign_in(driver, base_url: str) -> None:
     driver.delete_all_cookies()
     driver.get(f"{base_url}/admin/rules")
     driver.find_element("id", "token").send_keys(TOKEN)
-    driver.find_element("css selector", "form button[type=submit]").click()
+    submit(driver, driver.find_element("css selector", "form button[type=submit]"))
     assert driver.find_element("id", "served-version").text
 
 
 def upload(driver, base_url: str, file: Path) -> None:
     driver.get(f"{base_url}/admin/rules")
     driver.find_element("id", "files").send_keys(str(file))
-    driver.find_element("id", "try-button").click()
+    submit(driver, driver.find_element("id", "try-button"))
 
 
 def test_upload_a_changed_window_and_see_which_patients_change(browser, server, tmp_path) -> None:
