@@ -4,6 +4,8 @@
 #   scripts/pg-test-server.sh run -- CMD...   start, run CMD with SPINEHIP_TEST_PG_URL set, stop
 #   scripts/pg-test-server.sh start           start; print the URL on stdout
 #   scripts/pg-test-server.sh stop            stop and delete the data directory
+#   scripts/pg-test-server.sh halt            stop the server, keep its data (an outage)
+#   scripts/pg-test-server.sh resume          start a halted server again on the same port
 #
 # State lives in $SPINEHIP_PG_STATE: for `run`, a fresh directory of its own by default, so two runs
 # on one machine never share or delete each other's server; for start/stop, the default is
@@ -73,12 +75,10 @@ start() {
     as_owner "$bin/initdb" -D "$data" -U spinehip --auth=trust --encoding=UTF8 --no-locale >"$STATE/initdb.log" 2>&1 \
         || { log "initdb failed:"; cat "$STATE/initdb.log" >&2; exit 1; }
     port=$(free_port)
-    # No Unix socket outside the data directory, TCP on loopback only, fsync off: test data only.
-    as_owner "$bin/pg_ctl" -D "$data" -l "$STATE/server.log" -w -t 60 start \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c max_connections=200" >&2 \
-        || { log "server did not start:"; cat "$STATE/server.log" >&2; exit 1; }
-    as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U spinehip spinehip
     echo "postgresql+psycopg://spinehip@127.0.0.1:$port/spinehip" >"$STATE/url"
+    # No Unix socket outside the data directory, TCP on loopback only, fsync off: test data only.
+    serve "$bin" || { log "server did not start:"; cat "$STATE/server.log" >&2; exit 1; }
+    as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U spinehip spinehip
     log "running on 127.0.0.1:$port ($STATE)"
     cat "$STATE/url"
 }
@@ -92,9 +92,29 @@ stop() {
     rm -rf "$STATE"
 }
 
+# The options a server is started with, on the port its URL names.
+serve() {
+    local bin=$1 data=$STATE/data port
+    port=$(sed -E 's|.*:([0-9]+)/.*|\1|' "$STATE/url")
+    as_owner "$bin/pg_ctl" -D "$data" -l "$STATE/server.log" -w -t 60 start \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c max_connections=200" >&2
+}
+
+halt() {
+    [[ -d $STATE/data ]] || { log "no server in $STATE"; exit 1; }
+    as_owner "$(pg_bindir)/pg_ctl" -D "$STATE/data" -m fast -w stop >&2
+}
+
+resume() {
+    [[ -f $STATE/url ]] || { log "no server in $STATE"; exit 1; }
+    serve "$(pg_bindir)" || { log "server did not start:"; cat "$STATE/server.log" >&2; exit 1; }
+}
+
 case ${1:-} in
     start) start ;;
     stop) stop ;;
+    halt) halt ;;
+    resume) resume ;;
     run)
         shift
         [[ ${1:-} == -- ]] && shift
@@ -103,5 +123,5 @@ case ${1:-} in
         trap stop EXIT
         SPINEHIP_TEST_PG_URL=$url "$@"
         ;;
-    *) echo "usage: $0 start|stop|run -- CMD..." >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|halt|resume|run -- CMD..." >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from service.cards import RenderedCard
 from service.engine import Decision, Evaluation
+from service.store.feedback import reason_token
 from service.store.records import DecisionRecord, InvocationRecord
 
 
@@ -30,6 +31,9 @@ def _returned(rendered: RenderedCard) -> DecisionRecord:
         card_uuid=card["uuid"],
         suggestion_uuids=tuple(s["uuid"] for s in card.get("suggestions", ())),
         summary=card["summary"],
+        override_reasons=tuple(
+            reason_token(r.get("system"), r.get("code")) for r in card.get("overrideReasons", ())
+        ),
         **_attributes(decision),
     )
 
@@ -54,6 +58,7 @@ def audit_record(
     cards: Sequence[RenderedCard],
     evaluation_ms: float,
     user_id: str | None = None,
+    issuer: str | None = None,
     tenant: str | None = None,
     at: datetime | None = None,
 ) -> InvocationRecord:
@@ -66,6 +71,7 @@ def audit_record(
         evaluation_ms=evaluation_ms,
         patient_id=patient_id,
         user_id=user_id,
+        issuer=issuer,
         tenant=tenant,
         decisions=(*map(_returned, cards), *map(_shadow, evaluation.shadow)),
         at=at,

@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from service.cdshooks.response import prune_empty
+from service.codesystems import OVERRIDE_REASON_SYSTEM
 from service.engine import Decision, Evaluation
 from service.engine.codes import SNOMED
 from service.engine.evaluate import PlannedSuggestion
@@ -27,7 +28,6 @@ from service.engine.model import SUMMARY_LIMIT
 log = logging.getLogger(__name__)
 
 TOPIC_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/card-topic"
-OVERRIDE_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 PAMA_RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
 PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
@@ -189,7 +189,7 @@ def card(decision: Decision, patient_id: str) -> dict[str, Any]:
         },
         "suggestions": suggestions,
         "selectionBehavior": rule.selection if suggestions else None,
-        "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": c, "display": d}
+        "overrideReasons": [{"system": OVERRIDE_REASON_SYSTEM, "code": c, "display": d}
                             for c, d in decision.override_reasons],
         "links": _links(decision),
     })

@@ -24,6 +24,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Marks the values deploy/secret.yaml ships with; production refuses to start on one.
 PLACEHOLDER = "REPLACE-ME"
 MIN_SECRET_BYTES = 32
+JTI_FALLBACKS = ("cache", "refuse")
+#: The override reason that silences a routine rule for a patient, and for how many days.
+DEFAULT_SNOOZE_REASONS: tuple[tuple[str, int], ...] = (("snooze-30d", 30),)
 
 
 def parse_snooze_reasons(raw: str) -> tuple[tuple[str, int], ...]:
@@ -61,8 +64,13 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     audit_patient_id: str = "hash"
     audit_secret: str | None = field(default=None, repr=False)
-    snooze_reasons: tuple[tuple[str, int], ...] = (("snooze-30d", 30),)
+    snooze_reasons: tuple[tuple[str, int], ...] = DEFAULT_SNOOZE_REASONS
     log_level: str = "INFO"
+    # The longest any database operation may hold up a hook call; then the journal takes over.
+    db_timeout_s: float = 0.25
+    journal_dir: Path = PROJECT_ROOT / "var" / "journal"
+    journal_max_bytes: int = 256 * 1024 * 1024
+    jti_fallback: str = "cache"  # with the database away: this process's cache, or refuse tokens
 
     @property
     def production(self) -> bool:
@@ -105,6 +113,11 @@ class Settings:
         if log_level not in LOG_LEVELS:
             raise ValueError(f"SPINEHIP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         origins = env.get("SPINEHIP_CORS_ORIGINS")
+        jti_fallback = env.get("SPINEHIP_JTI_FALLBACK", defaults.jti_fallback)
+        if jti_fallback not in JTI_FALLBACKS:
+            raise ValueError(
+                f"SPINEHIP_JTI_FALLBACK must be one of {', '.join(JTI_FALLBACKS)}, not {jti_fallback!r}"
+            )
         settings = cls(
             mode=mode,
             public_base_url=(env.get("SPINEHIP_PUBLIC_BASE_URL") or "").rstrip("/") or None,
@@ -136,6 +149,10 @@ class Settings:
             audit_secret=audit_secret,
             snooze_reasons=parse_snooze_reasons(snooze) if snooze else defaults.snooze_reasons,
             log_level=log_level,
+            db_timeout_s=number("SPINEHIP_DB_TIMEOUT", defaults.db_timeout_s),
+            journal_dir=path("SPINEHIP_JOURNAL_DIR", defaults.journal_dir),
+            journal_max_bytes=int(number("SPINEHIP_JOURNAL_MAX_BYTES", defaults.journal_max_bytes, int)),
+            jti_fallback=jti_fallback,
         )
         check_secrets(settings)
         return settings

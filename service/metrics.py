@@ -25,6 +25,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -82,6 +83,23 @@ RULE_RELOADS = Counter(
     "Rule set reloads by result (success or failure).",
     ["result"],
 )
+
+# Every worker sees the same database and journal directory: the live maximum is the node's view.
+DEGRADED = Gauge(
+    "spinehip_degraded",
+    "1 while the database is away or the local journal is being replayed (see /readyz for why).",
+    multiprocess_mode="livemax",
+)
+JOURNAL_DEPTH = Gauge(
+    "spinehip_journal_depth",
+    "Audit and feedback records waiting in the local journal for the database.",
+    multiprocess_mode="livemax",
+)
+
+
+def observe_store_health(*, degraded: bool, journal_depth: int) -> None:
+    DEGRADED.set(1 if degraded else 0)
+    JOURNAL_DEPTH.set(journal_depth)
 
 
 _SERVICE_IDS: set[str] = set()

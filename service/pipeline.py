@@ -23,7 +23,7 @@ from service.cdshooks.response import EXTENSION_KEY, finalize_response
 from service.cdshooks.services import CdsService
 from service.cdshooks.sources import DataSource
 from service.engine import Evaluation, RuleSet, evaluate
-from service.store import Store
+from service.store import DatabaseUnavailable, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,20 @@ def answer_hook(
     now: datetime,
     source: DataSource,
     store: Store | None = None,
+    issuer: str | None = None,
     tenant: str | None = None,
 ) -> HookAnswer:
     """Answer one call; with a ``store``, snoozes apply and the call is audited before returning.
 
     Raises CdsError for protocol failures (nothing is audited then).
     """
-    silenced = store.snoozed_rules(store.patient_key(request.patient_id)) if store else set()
+    degraded: list[str] = []
+    try:
+        silenced = (store.snoozed_rules(store.patient_key(request.patient_id), issuer=issuer, tenant=tenant)
+                    if store else set())
+    except DatabaseUnavailable as exc:  # fail open: every card shown, the answer says why
+        silenced = set()
+        degraded.append(f"snoozes not applied: {exc}")
     data = resolve_prefetch(service, request, source)
     started = time.perf_counter()
     evaluation = evaluate(
@@ -110,9 +117,8 @@ def answer_hook(
             "dataQuality": quality,
         }
     }
-    body = finalize_response(rendered.body(), extension)
     if store is not None:
-        store.record_invocation(
+        audited = store.record_invocation(
             audit_record(
                 service_id=service.id,
                 hook=request.hook,
@@ -122,7 +128,13 @@ def answer_hook(
                 cards=rendered.cards,
                 evaluation_ms=elapsed_ms,
                 user_id=request.user_id,
+                issuer=issuer,
                 tenant=tenant,
             )
         )
+        if not audited:
+            degraded.append("audit record kept in the local journal until the database returns")
+    if degraded:
+        extension[EXTENSION_KEY]["degraded"] = degraded
+    body = finalize_response(rendered.body(), extension)
     return HookAnswer(body, evaluation, rendered.cards, data, elapsed_ms, quality)

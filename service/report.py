@@ -152,7 +152,7 @@ def since_argument(raw: str) -> datetime:
 
 
 def _run(args: argparse.Namespace) -> int:
-    store = Store.from_settings(Settings.from_env())
+    store = Store.from_settings(Settings.from_env(), bounded=False)
     try:
         if not store.has_schema():
             print(

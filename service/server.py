@@ -38,6 +38,10 @@ class _JsonLogger(glogging.Logger):
             logger.propagate = True
 
 
+#: How long a stopping worker may take to finish its calls; deploy/ gives the pod more than this.
+GRACEFUL_TIMEOUT_S = 20
+
+
 class _Arbiter(Arbiter):
     """SIGHUP reloads the rules in every worker instead of restarting them.
 
@@ -89,7 +93,9 @@ class _Gunicorn(BaseApplication):
         multiprocess.mark_process_dead(worker.pid)
 
     def _post_worker_init(self, _worker: Any) -> None:
-        """After gunicorn set the worker's own signal handlers: add rule reloading."""
+        """After gunicorn set the worker's own signal handlers: add rule reloading, and replay
+        whatever the journal holds (also records of a worker that died)."""
+        self.app.extensions["spinehip"].store.replayer.ensure_running()
         rules = self.app.extensions["spinehip"].rules
         rules.check_for_changes()  # catch up with edits made since the master loaded the rules
         if self.settings.rules_watch_s > 0:
@@ -116,6 +122,8 @@ def run_gunicorn(*, host: str, port: int, workers: int, timeout: int) -> int:
             "bind": f"{host}:{port}",
             "workers": workers,
             "timeout": timeout,
+            # SIGTERM: finish the calls in flight, then exit (the journal is already on disk).
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",

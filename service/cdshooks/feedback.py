@@ -10,6 +10,8 @@ from service.cdshooks.request import MAX_DEPTH
 from service.security.json_limits import json_too_deep
 
 OUTCOMES = ("accepted", "overridden")
+#: Items one feedback request may carry; an EHR reports a handful of cards at a time.
+MAX_FEEDBACK_ITEMS = 100
 
 
 def _timestamp(value: Any, where: str) -> str:
@@ -99,4 +101,9 @@ def parse_feedback(body: Any) -> list[dict[str, Any]]:
     items = body.get("feedback")
     if not isinstance(items, list) or not items:
         raise CdsError(400, "`feedback` must be a non-empty array", field="feedback", code="required")
+    if len(items) > MAX_FEEDBACK_ITEMS:
+        raise CdsError(
+            413, f"`feedback` has {len(items)} items; at most {MAX_FEEDBACK_ITEMS} per request",
+            field="feedback", code="too-costly",
+        )
     return [_item(raw, f"feedback[{i}]") for i, raw in enumerate(items)]

@@ -24,10 +24,15 @@ class ReplayCache(Protocol):
 
 
 class InMemoryReplayCache:
-    """A per-process :class:`ReplayCache`; expired entries are purged as new ones arrive."""
+    """A per-process :class:`ReplayCache`; expired entries are purged as new ones arrive.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    With a ``capacity``, a new id that finds the cache full of live ids is refused: forgetting a
+    spent id early would let its token be replayed.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, capacity: int | None = None) -> None:
         self._clock = clock
+        self._capacity = capacity
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
         self._next_purge = 0.0
@@ -41,6 +46,10 @@ class InMemoryReplayCache:
             known = self._seen.get(key)
             if known is not None and known > now:
                 return False
+            if self._capacity is not None and len(self._seen) >= self._capacity:
+                self._seen = {k: exp for k, exp in self._seen.items() if exp > now}
+                if len(self._seen) >= self._capacity:
+                    return False
             self._seen[key] = expires_at
             return True
 

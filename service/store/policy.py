@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from service.config import AUDIT_PATIENT_ID_POLICIES, Settings
+from service.codesystems import OVERRIDE_REASON_SYSTEM
+from service.config import AUDIT_PATIENT_ID_POLICIES, DEFAULT_SNOOZE_REASONS, Settings
 
-OVERRIDE_REASON_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 # Used only when no secret is configured (development); production settings require a real one.
 DEVELOPMENT_SECRET = "spinehip-development-audit-secret"
 
@@ -25,7 +25,7 @@ class AuditPolicy:
 
     patient_id: str = "hash"
     secret: str = field(default=DEVELOPMENT_SECRET, repr=False)
-    snooze_reasons: Mapping[str, int] = field(default_factory=lambda: {"snooze-30d": 30})
+    snooze_reasons: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SNOOZE_REASONS))
 
     def __post_init__(self) -> None:
         if self.patient_id not in AUDIT_PATIENT_ID_POLICIES:

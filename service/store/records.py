@@ -24,6 +24,7 @@ class DecisionRecord:
     summary: str = ""
     evidence: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    override_reasons: tuple[str, ...] = ()  # offered on the card, as ``system|code``
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -35,6 +36,7 @@ class InvocationRecord:
     """One CDS Hooks call: who asked, about whom, which rule set answered, and how long it took.
 
     ``patient_id`` is the raw FHIR id; the store keeps, hashes or drops it per the audit policy.
+    ``issuer`` and ``tenant`` name the authenticated client; feedback is accepted only from it.
     """
 
     service_id: str
@@ -44,6 +46,7 @@ class InvocationRecord:
     evaluation_ms: float
     patient_id: str | None = None
     user_id: str | None = None
+    issuer: str | None = None
     tenant: str | None = None
     decisions: tuple[DecisionRecord, ...] = ()
     at: datetime | None = field(default=None)

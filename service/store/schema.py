@@ -62,6 +62,8 @@ class Invocation(Base):
     __tablename__ = "invocations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Written once per call, also when the record is replayed from the journal: the idempotency key.
+    audit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     service_id: Mapped[str] = mapped_column(String(200))
     hook: Mapped[str] = mapped_column(String(200))
@@ -71,6 +73,7 @@ class Invocation(Base):
     patient_id: Mapped[str | None] = mapped_column(String(200))
     patient_key: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(300))
+    issuer: Mapped[str | None] = mapped_column(String(300))
     tenant: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -89,6 +92,8 @@ class Decision(Base):
     summary: Mapped[str] = mapped_column(Text)
     evidence: Mapped[list[str]] = mapped_column(JSON)
     sources: Mapped[list[str]] = mapped_column(JSON)
+    # The override reasons the card offered, as ``system|code``; None for cards audited before.
+    override_reasons: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Feedback(Base):
@@ -109,16 +114,20 @@ class Feedback(Base):
     reason_display: Mapped[str | None] = mapped_column(String(300))
     comment: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[str | None] = mapped_column(String(300))
+    issuer: Mapped[str | None] = mapped_column(String(300))
     tenant: Mapped[str | None] = mapped_column(String(200))
 
 
 class Snooze(Base):
-    """A rule silenced for one patient until ``until``, filed by the override that asked for it."""
+    """A rule silenced for one patient of one client (issuer and tenant) until ``until``, filed by
+    the override that asked for it. A call without a client identity has issuer and tenant ``""``."""
 
     __tablename__ = "snoozes"
     __table_args__ = (Index("ix_snoozes_patient_key_until", "patient_key", "until"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(300), server_default="")
+    tenant: Mapped[str] = mapped_column(String(200), server_default="")
     patient_key: Mapped[str] = mapped_column(String(64))
     rule_id: Mapped[str] = mapped_column(String(100))
     until: Mapped[datetime] = mapped_column(UTCDateTime)

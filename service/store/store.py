@@ -1,329 +1,297 @@
-"""The database behind feedback, audit, snoozes and replay protection, shared by every replica."""
+"""The store the web layer talks to: audit, feedback, snoozes and spent JWT ids, kept answering
+when the database is slow or gone.
+
+Each hook-path operation waits at most the configured bound. When the bound is hit, an audit
+record or a feedback request goes to the local journal (replayed later, at most once per record)
+and the call is answered; a snooze look-up raises for the caller to fail open; a JWT id is kept
+in a per-process cache for the token's lifetime, or refused when so configured.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from service.config import Settings
+from service.security.replay import InMemoryReplayCache
+from service.store import database, queries
+from service.store.bounded import TRANSIENT_FAULTS, Bounded, DatabaseUnavailable, describe
+from service.store.feedback import FeedbackClient, FeedbackReceipt, snoozed_rules, write_feedback
+from service.store.invocations import from_journal, to_journal, write_invocation
+from service.store.journal import Entry, Journal
 from service.store.policy import AuditPolicy
 from service.store.records import InvocationRecord
-from service.store.schema import Decision, Feedback, Invocation, SeenToken, Snooze
+from service.store.replayer import Replayer
+from service.store.tokens import remember_jti
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-# Any constant works; it only has to be the same in every replica that migrates at startup.
-MIGRATION_LOCK_ID = 0x5350_4950
+log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class DecisionActivity:
-    """One audited decision with the evaluation time of its call, for the report."""
-
-    rule_id: str
-    mode: str
-    card_uuid: str | None
-    evaluation_ms: float
+INVOCATION, FEEDBACK = "invocation", "feedback"
+#: Spent token ids a process keeps while the database is away; more than this and tokens are refused.
+FALLBACK_JTI_CAPACITY = 100_000
 
 
 @dataclass(frozen=True)
-class FeedbackActivity:
-    """One feedback item joined to the rule whose card it answers."""
+class Faults:
+    """What the store does when the database does not answer within ``bound_s``."""
 
-    rule_id: str
-    card_uuid: str
-    outcome: str
-    outcome_at: datetime
-    reason_code: str | None
-    reason_display: str | None
+    bound_s: float = Settings.db_timeout_s
+    journal_dir: Path = Settings.journal_dir
+    journal_max_bytes: int = Settings.journal_max_bytes
+    jti_fallback: str = Settings.jti_fallback
+    replay_interval_s: float = 1.0
 
-
-def engine_for(url: str) -> Engine:
-    """An engine for ``sqlite:///path`` (parent directory created) or a PostgreSQL URL."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(f"not a database URL: {url!r}") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        # Plain postgresql:// would pick psycopg2, which is not a dependency; psycopg 3 is.
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername.startswith("sqlite"):
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if not parsed.drivername.startswith("postgresql"):
-        raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
-    return create_engine(parsed, pool_pre_ping=True)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Faults:
+        return cls(
+            bound_s=settings.db_timeout_s,
+            journal_dir=settings.journal_dir,
+            journal_max_bytes=settings.journal_max_bytes,
+            jti_fallback=settings.jti_fallback,
+        )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers and the one writer of several workers proceed together; NORMAL sync is
-    durable across application crashes, and an audit write per request then costs no fsync."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+@dataclass(frozen=True)
+class Health:
+    """The store's part of readiness: ``degraded`` names why, while calls are still answered."""
+
+    database: str
+    journal_depth: int
+    journal_writable: bool
+
+    @property
+    def degraded(self) -> str | None:
+        if not self.serving:
+            return f"database {self.database} and the local journal cannot take records"
+        if self.database != "ok":
+            return f"database {self.database}: audit and feedback go to the local journal"
+        if self.journal_depth:
+            return "replaying the local journal into the database"
+        return None
+
+    @property
+    def serving(self) -> bool:
+        """False only when neither the database nor the journal can take an audit record."""
+        return self.database == "ok" or self.journal_writable
 
 
-@contextmanager
-def _file_lock(path: str | None) -> Iterator[None]:
-    """An exclusive lock beside a SQLite file, so processes starting together migrate in turn."""
-    if not path or path == ":memory:":
-        yield
-        return
-    with open(f"{path}.migrate-lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _instant(value: str | datetime) -> datetime:
-    """A feedback timestamp as an aware UTC datetime; a zone-less one is taken as UTC."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _feedback_key(card: str, outcome: str, at: datetime, suggestions: Iterable[str]) -> str:
-    identity = [card, outcome, at.isoformat(), sorted(suggestions)]
-    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+def journal_directory(base: Path, engine: Engine) -> Path:
+    """One journal per database under ``base``: records are only ever replayed where they belong."""
+    url = engine.url.render_as_string(hide_password=True)
+    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Store:
-    """Feedback, audit trail, snoozes and seen JWT ids in one SQL database."""
+    """Feedback, audit trail, snoozes and seen JWT ids in one SQL database, plus the journal."""
 
-    def __init__(self, engine: Engine, policy: AuditPolicy | None = None) -> None:
+    def __init__(
+        self, engine: Engine, policy: AuditPolicy | None = None, faults: Faults | None = None
+    ) -> None:
         self.engine = engine
         self.policy = policy or AuditPolicy()
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.faults = faults or Faults()
+        directory = journal_directory(self.faults.journal_dir, engine)
+        self.journal = Journal(directory, self.faults.journal_max_bytes)
+        self._bounded = Bounded(self.faults.bound_s)
+        self._spent = InMemoryReplayCache(capacity=FALLBACK_JTI_CAPACITY)
+        self.replayer = Replayer(self.journal, self.replay_entries, self.ping, self.faults.replay_interval_s)
 
     @classmethod
-    def from_url(cls, url: str, policy: AuditPolicy | None = None) -> Store:
-        return cls(engine_for(url), policy)
+    def from_url(cls, url: str, policy: AuditPolicy | None = None, faults: Faults | None = None) -> Store:
+        faults = faults or Faults()
+        return cls(database.engine_for(url, faults.bound_s), policy, faults)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        return cls.from_url(settings.database_url, AuditPolicy.from_settings(settings))
+    def from_settings(cls, settings: Settings, *, bounded: bool = True) -> Store:
+        """The service's store; ``bounded=False`` for commands that may wait (reports)."""
+        faults = Faults.from_settings(settings)
+        engine = database.engine_for(settings.database_url, faults.bound_s if bounded else None)
+        return cls(engine, AuditPolicy.from_settings(settings), faults)
 
     def close(self) -> None:
+        self.replayer.stop()
+        self._bounded.shutdown()
         self.engine.dispose()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; replicas starting together take turns."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        sqlite_file = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
-        with _file_lock(sqlite_file), self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        database.migrate(self.engine)
 
     def ping(self) -> None:
-        """Raise when the database cannot be reached; readiness depends on it."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        database.ping(self.engine)
 
     def has_schema(self) -> bool:
-        """True once migrations have run; read-only commands check before they query."""
-        return inspect(self.engine).has_table("decisions")
+        return database.has_schema(self.engine)
 
     def patient_key(self, patient_id: str | None) -> str | None:
         return self.policy.patient_key(patient_id)
 
-    def record_invocation(self, record: InvocationRecord) -> None:
-        """Audit one call and every decision in it, returned or shadow.
+    # -- the hook path --------------------------------------------------------------------------
 
-        Runs on every hook call, so it is two Core statements in one transaction, not ORM units of
-        work.
+    def record_invocation(self, record: InvocationRecord) -> bool:
+        """Audit one call and every decision in it; False when it went to the journal instead.
+
+        Raises JournalUnavailable when neither the database nor the journal can take it.
         """
-        invocations, decisions = Invocation.__table__, Decision.__table__
-        with self.engine.begin() as connection:
-            invocation_id = connection.execute(
-                insert(invocations).returning(invocations.c.id),
-                {
-                    "at": record.at or datetime.now(UTC),
-                    "service_id": record.service_id,
-                    "hook": record.hook,
-                    "hook_instance": record.hook_instance,
-                    "ruleset_version": record.ruleset_version,
-                    "evaluation_ms": record.evaluation_ms,
-                    "patient_id": self.policy.stored_patient_id(record.patient_id),
-                    "patient_key": self.policy.patient_key(record.patient_id),
-                    "user_id": record.user_id,
-                    "tenant": record.tenant,
-                },
-            ).scalar_one()
-            if record.decisions:
-                connection.execute(
-                    insert(decisions),
-                    [
-                        {
-                            "invocation_id": invocation_id,
-                            "rule_id": decision.rule_id,
-                            "indicator": decision.indicator,
-                            "mode": decision.mode,
-                            "card_uuid": decision.card_uuid,
-                            "suggestion_uuids": list(decision.suggestion_uuids),
-                            "summary": decision.summary,
-                            "evidence": list(decision.evidence),
-                            "sources": list(decision.sources),
-                        }
-                        for decision in record.decisions
-                    ],
-                )
+        self.replayer.ensure_running()
+        record = record if record.at else replace(record, at=datetime.now(UTC))
+        key = uuid.uuid4().hex
+
+        def write() -> bool:
+            with self.engine.begin() as connection:
+                return write_invocation(connection, record, key, self.policy)
+
+        try:
+            self._bounded.run("audit write", write)
+            return True
+        except DatabaseUnavailable as exc:
+            # If the write lands after all, the replay finds its key and skips it.
+            self.journal.append(INVOCATION, key, to_journal(record))
+            log.warning("%s; audit record journalled", exc)
+            return False
+
+    def snoozed_rules(
+        self, patient_key: str | None, now: datetime | None = None, *,
+        issuer: str | None = None, tenant: str | None = None,
+    ) -> set[str]:
+        """Rule ids this client's clinicians snoozed for this patient; DatabaseUnavailable when
+        the look-up cannot complete in time (the caller shows the cards)."""
+        if patient_key is None:
+            return set()
+        moment = now or datetime.now(UTC)
+
+        def look_up() -> set[str]:
+            with self.engine.connect() as connection:
+                return snoozed_rules(connection, patient_key, issuer, tenant, moment)
+
+        return self._bounded.run("snooze look-up", look_up)
 
     def record_feedback(
         self,
         service_id: str,
-        items: list[dict[str, Any]],
+        items: Sequence[Mapping[str, Any]],
         *,
         user_id: str | None = None,
+        issuer: str | None = None,
         tenant: str | None = None,
-    ) -> int:
-        """Store validated CDS Hooks Feedback items; a resent item is ignored. Returns how many
-        were new. An override with a snooze reason silences that card's rule for its patient."""
-        stored = 0
-        with self._sessions() as session:
-            for item in items:
-                if self._store_feedback_item(session, service_id, item, user_id, tenant):
-                    stored += 1
-        return stored
+    ) -> FeedbackReceipt:
+        """Store one feedback request in one transaction, or journal it whole for later."""
+        self.replayer.ensure_running()
+        client = FeedbackClient(service_id, issuer, tenant, user_id)
+        received_at = datetime.now(UTC)
 
-    def _store_feedback_item(
-        self,
-        session: Session,
-        service_id: str,
-        item: Mapping[str, Any],
-        user_id: str | None,
-        tenant: str | None,
-    ) -> bool:
-        card = str(item["card"])
-        outcome = str(item["outcome"])
-        outcome_at = _instant(item["outcomeTimestamp"])
-        suggestions = [str(s["id"]) for s in item.get("acceptedSuggestions") or ()]
-        override = item.get("overrideReason") or {}
-        reason = override.get("reason") or {}
-        now = datetime.now(UTC)
+        def write() -> FeedbackReceipt:
+            with self.engine.begin() as connection:
+                return write_feedback(connection, client, items, self.policy, received_at)
+
         try:
-            with session.begin():
-                session.add(
-                    Feedback(
-                        dedup_key=_feedback_key(card, outcome, outcome_at, suggestions),
-                        received_at=now,
-                        service_id=service_id,
-                        card_uuid=card,
-                        outcome=outcome,
-                        outcome_at=outcome_at,
-                        accepted_suggestions=suggestions,
-                        reason_system=reason.get("system"),
-                        reason_code=reason.get("code"),
-                        reason_display=reason.get("display"),
-                        comment=override.get("userComment"),
-                        user_id=user_id,
-                        tenant=tenant,
-                    )
-                )
-                period = self.policy.snooze_period(reason) if outcome == "overridden" else None
-                origin = self._card_origin(session, card) if period else None
-                if period and origin:
-                    rule_id, patient_key = origin
-                    session.add(
-                        Snooze(
-                            patient_key=patient_key,
-                            rule_id=rule_id,
-                            until=outcome_at + period,
-                            card_uuid=card,
-                            reason_code=str(reason["code"]),
-                            created_at=now,
-                        )
-                    )
-        except IntegrityError:
-            # Another replica stored the same item between our check and insert: not new.
-            return False
-        return True
-
-    @staticmethod
-    def _card_origin(session: Session, card_uuid: str) -> tuple[str, str] | None:
-        """The rule and patient key behind a returned card, from the audit trail."""
-        row = session.execute(
-            select(Decision.rule_id, Invocation.patient_key)
-            .join(Invocation, Decision.invocation_id == Invocation.id)
-            .where(Decision.card_uuid == card_uuid)
-        ).first()
-        if row is None or row.patient_key is None:
-            return None
-        return row.rule_id, row.patient_key
-
-    def snoozed_rules(self, patient_key: str | None, now: datetime | None = None) -> set[str]:
-        """Rule ids this patient's clinicians have snoozed and whose snooze has not run out."""
-        if patient_key is None:
-            return set()
-        now = now or datetime.now(UTC)
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(Snooze.rule_id).where(Snooze.patient_key == patient_key, Snooze.until > now)
-            )
-            return set(rows.scalars())
+            return self._bounded.run("feedback write", write)
+        except DatabaseUnavailable as exc:
+            data = {
+                "client": client.to_journal(),
+                "items": list(items),
+                "received_at": received_at.isoformat(),
+            }
+            self.journal.append(FEEDBACK, uuid.uuid4().hex, data)
+            log.warning("%s; feedback journalled", exc)
+            return FeedbackReceipt(received=len(items), journalled=True)
 
     def remember_jti(self, jti: str, expires_at: datetime) -> bool:
-        """Record a JWT id; False when any replica has already seen it (a replay).
-
-        The id is stored as a digest: ids may be long or hold characters (NUL) PostgreSQL refuses.
-        """
-        now = datetime.now(UTC)
-        with self._sessions.begin() as session:
-            session.execute(delete(SeenToken).where(SeenToken.expires_at <= now))
-        try:
-            with self._sessions.begin() as session:
-                session.add(SeenToken(jti=hashlib.sha256(jti.encode()).hexdigest(), expires_at=expires_at))
-        except IntegrityError:
-            return False
-        return True
+        """Record a JWT id in the shared database; False for a replay."""
+        return remember_jti(self.engine, jti, expires_at)
 
     def first_use(self, key: str, expires_at: float) -> bool:
-        """The security layer's ReplayCache protocol (epoch seconds), shared by all replicas."""
-        return self.remember_jti(key, datetime.fromtimestamp(expires_at, UTC))
+        """The security layer's ReplayCache protocol (epoch seconds), shared by all replicas.
 
-    def decision_activity(self, since: datetime | None = None) -> list[DecisionActivity]:
-        query = select(Decision.rule_id, Decision.mode, Decision.card_uuid, Invocation.evaluation_ms).join(
-            Invocation, Decision.invocation_id == Invocation.id
-        )
-        if since is not None:
-            query = query.where(Invocation.at >= since)
-        with self._sessions() as session:
-            return [DecisionActivity(*row) for row in session.execute(query)]
-
-    def feedback_activity(self, since: datetime | None = None) -> list[FeedbackActivity]:
-        query = (
-            select(
-                Decision.rule_id,
-                Feedback.card_uuid,
-                Feedback.outcome,
-                Feedback.outcome_at,
-                Feedback.reason_code,
-                Feedback.reason_display,
+        With the database away, this process's own cache of spent ids stands in (a replay to
+        another replica during the outage is then not seen), or the token is refused.
+        """
+        self.replayer.ensure_running()
+        try:
+            return self._bounded.run(
+                "JWT replay check", lambda: self.remember_jti(key, datetime.fromtimestamp(expires_at, UTC))
             )
-            .join(Decision, Feedback.card_uuid == Decision.card_uuid)
-            .join(Invocation, Decision.invocation_id == Invocation.id)
+        except DatabaseUnavailable as exc:
+            if self.faults.jti_fallback == "refuse":
+                raise
+            log.warning("%s; JWT ids checked against this process's cache only", exc)
+            return self._spent.first_use(key, expires_at)
+
+    # -- after the outage -----------------------------------------------------------------------
+
+    def replay_entries(self, entries: list[Entry]) -> int:
+        """Write journalled records into the database; returns how many went in (or were there).
+
+        Calls go in before feedback, so feedback on a card issued during the outage finds it. One
+        transaction for the lot; should the database refuse one record for good (not a timeout or
+        a lost connection), each is tried on its own and the refused ones are set aside for an
+        operator instead of blocking the journal forever.
+        """
+        ordered = sorted(entries, key=lambda e: e.kind != INVOCATION)
+        try:
+            with self.engine.begin() as connection:
+                for entry in ordered:
+                    self._replay(connection, entry)
+            return len(ordered)
+        except TRANSIENT_FAULTS:
+            raise
+        except DBAPIError:
+            log.warning("journal replay: a record was refused; replaying one by one")
+        written, refused = 0, []
+        for entry in ordered:
+            try:
+                with self.engine.begin() as connection:
+                    self._replay(connection, entry)
+                written += 1
+            except TRANSIENT_FAULTS:
+                raise
+            except DBAPIError as exc:
+                log.error("journal record %s refused by the database (%s); set aside",
+                          entry.key, describe(exc))
+                refused.append(entry)
+        self.journal.set_aside(refused)
+        return written
+
+    def _replay(self, connection: Any, entry: Entry) -> None:
+        if entry.kind == INVOCATION:
+            write_invocation(connection, from_journal(entry.data), entry.key, self.policy)
+        elif entry.kind == FEEDBACK:
+            self._replay_feedback(connection, entry.data)
+        else:
+            log.warning("journal entry of unknown kind %r skipped", entry.kind)
+
+    def _replay_feedback(self, connection: Any, data: dict[str, Any]) -> None:
+        client = FeedbackClient(**data["client"])
+        receipt = write_feedback(
+            connection, client, data["items"], self.policy, datetime.fromisoformat(data["received_at"])
         )
-        if since is not None:
-            query = query.where(Invocation.at >= since)
-        with self._sessions() as session:
-            return [FeedbackActivity(*row) for row in session.execute(query)]
+        for refusal in receipt.refused:
+            log.info("journalled feedback %s not stored: %s", refusal.item, refusal.reason)
+
+    def replay(self) -> int:
+        """Drain the journal now; returns how many records were written or found written."""
+        return self.journal.drain(self.replay_entries)
+
+    def health(self) -> Health:
+        try:
+            self._bounded.run("readiness ping", self.ping, probe=True)
+            state = "ok"
+        except DatabaseUnavailable as exc:
+            state = f"unreachable ({exc.reason})"
+        return Health(state, self.journal.depth(), self.journal.writable())
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def decision_activity(self, since: datetime | None = None) -> list[queries.DecisionActivity]:
+        return queries.decision_activity(self.engine, since)
+
+    def feedback_activity(self, since: datetime | None = None) -> list[queries.FeedbackActivity]:
+        return queries.feedback_activity(self.engine, since)

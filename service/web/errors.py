@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from service.cdshooks.errors import CdsError, operation_outcome
-from service.cdshooks.response import response_bytes
+from service.store import DatabaseUnavailable, JournalUnavailable
+from service.store.bounded import DATABASE_FAULTS, describe
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,16 @@ _CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-s
 
 
 def outcome_response(status: int, body: dict) -> Response:
-    return Response(response_bytes(body), status=status, mimetype="application/json")
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _unavailable(dependency: str, message: str) -> Response:
+    """503 naming the dependency, with a hint to retry: nothing safe could be answered."""
+    response = outcome_response(503, operation_outcome([(dependency, message)], code="transient"))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -37,8 +47,23 @@ def init_app(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 requires it
         return response
 
+    @app.errorhandler(JournalUnavailable)
+    def _journal(exc: JournalUnavailable) -> Response:
+        log.error("audit journal unavailable: %s", exc)
+        message = f"database unreachable and the local audit journal cannot take the record: {exc}"
+        return _unavailable("audit journal", message)
+
+    @app.errorhandler(DatabaseUnavailable)
+    def _database(exc: DatabaseUnavailable) -> Response:
+        log.warning("database unavailable: %s", exc)
+        return _unavailable("database", f"database unavailable ({exc})")
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, DATABASE_FAULTS) and not isinstance(exc, OSError):
+            # A database fault no degraded path caught: still the dependency's answer, not a 500.
+            log.warning("database error: %s", describe(exc))
+            return _unavailable("database", f"database unavailable ({describe(exc)})")
         log.exception("unhandled error: %s", type(exc).__name__)
         return outcome_response(
             500, operation_outcome([(None, "internal error; see the service log")], code="exception")

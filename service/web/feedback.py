@@ -1,4 +1,8 @@
-"""POST /cds-services/{id}/feedback: what the clinician did with our cards (FB-01..07)."""
+"""POST /cds-services/{id}/feedback: what the clinician did with our cards (FB-01..07).
+
+200 with what was stored and, per item, why anything was not; 202 when the database is away and
+the request waits in the local journal.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,12 @@ def feedback(service_id: str) -> Response:
     service = find_service(service_id)
     items = parse_feedback(json_body())
     client = g.get("cds_client")
-    stored = runtime().store.record_feedback(
-        service.id, items, tenant=getattr(client, "tenant", None) if client else None
+    receipt = runtime().store.record_feedback(
+        service.id,
+        items,
+        issuer=getattr(client, "iss", None),
+        tenant=getattr(client, "tenant", None),
     )
-    return jsonify({"received": len(items), "stored": stored})
+    response = jsonify(receipt.to_json())
+    response.status_code = 202 if receipt.journalled else 200
+    return response

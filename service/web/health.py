@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, jsonify
 
+from service import metrics
 from service.web.runtime import runtime
 
-log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
@@ -19,17 +17,29 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready when a rule set is serving and the database answers; detail names what is wrong."""
+    """Ready when a rule set is serving and audit records have somewhere to go.
+
+    ``degraded`` (still 200: cards are answered) while the database is away and the local journal
+    takes the audit, or while the journal is replayed; 503 only when neither can take a record.
+    """
     rt = runtime()
-    detail: dict = {"rules": rt.rules.status(), "services": sorted(rt.services)}
-    ready = True
-    try:
-        rt.store.ping()
-        detail["database"] = "ok"
-    except Exception as exc:
-        log.warning("database not reachable: %s", type(exc).__name__)
-        detail["database"] = f"unreachable ({type(exc).__name__})"
-        ready = False
-    response = jsonify({"status": "ready" if ready else "not ready", **detail})
-    response.status_code = 200 if ready else 503
+    health = rt.store.health()
+    metrics.observe_store_health(degraded=health.degraded is not None, journal_depth=health.journal_depth)
+    if not health.serving:
+        status = "not ready"
+    elif health.degraded:
+        status = "degraded"
+    else:
+        status = "ready"
+    body: dict = {"status": status}
+    if health.degraded:
+        body["reason"] = health.degraded
+    body.update({
+        "rules": rt.rules.status(),
+        "services": sorted(rt.services),
+        "database": health.database,
+        "journal": {"depth": health.journal_depth, "writable": health.journal_writable},
+    })
+    response = jsonify(body)
+    response.status_code = 200 if health.serving else 503
     return response

@@ -51,6 +51,7 @@ def invoke(service_id: str) -> Response:
         now=now,
         source=source,
         store=rt.store,
+        issuer=getattr(client, "iss", None),
         tenant=getattr(client, "tenant", None),
     )
     metrics.observe_answer(

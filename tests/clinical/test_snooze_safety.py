@@ -48,7 +48,8 @@ def topics(body: dict) -> set[str]:
 
 
 def test_snooze_silences_a_routine_card_but_never_a_red_flag(tmp_path):
-    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", demo_patients=False))
+    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", demo_patients=False,
+                            db_timeout_s=10.0))
     client = app.test_client()
 
     routine = call(client, "s01-sciatica-8-weeks")

@@ -25,6 +25,8 @@ def load(name: str) -> dict:
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        journal_dir=tmp_path / "journal",
+        db_timeout_s=10.0,  # a loaded test machine must not turn a slow write into a fault
         demo_patients=False,
         fhir_timeout_s=0.5,
         fhir_deadline_s=2.0,

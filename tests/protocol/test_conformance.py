@@ -14,6 +14,7 @@ import responses
 
 from service import fixtures
 from service.config import PROJECT_ROOT, Settings
+from service.store import DecisionRecord, InvocationRecord
 from service.yamlsource import ConfigFileError
 from tests.protocol.conftest import FHIR, TOKEN
 from tests.support.app import make_app
@@ -427,16 +428,35 @@ def test_SBX_06_configured_origins_only(settings):
 # --- feedback -------------------------------------------------------------------------------
 
 CARD = "0a6c1d5e-1111-4a2b-8c3d-4e5f6a7b8c9d"
+SUGGESTION = "5e6f7a8b-2222-4c3d-9e0f-1a2b3c4d5e6f"
+REASON_SYSTEM = "http://spinehip-cds.org/fhir/CodeSystem/override-reason"
 
 
 def fb(*items):
     return {"feedback": list(items)}
 
 
+@pytest.fixture
+def issued(app):
+    """CARD in the audit trail, as the service records it after returning it on patient-view."""
+    app.extensions["spinehip"].store.record_invocation(InvocationRecord(
+        service_id="spinehip-patient-view",
+        hook="patient-view",
+        hook_instance="7d2f0b6e-3333-4d5e-9f0a-1b2c3d4e5f60",
+        ruleset_version="test",
+        evaluation_ms=1.0,
+        patient_id="patient-1",
+        decisions=(DecisionRecord(
+            "spine-pattern-mri", "info", card_uuid=CARD, suggestion_uuids=(SUGGESTION,),
+            override_reasons=(f"{REASON_SYSTEM}|already-ordered",),
+        ),),
+    ))
+
+
 ACCEPTED = {
     "card": CARD,
     "outcome": "accepted",
-    "acceptedSuggestions": [{"id": "5e6f7a8b-2222-4c3d-9e0f-1a2b3c4d5e6f"}],
+    "acceptedSuggestions": [{"id": SUGGESTION}],
     "outcomeTimestamp": "2026-11-20T10:05:31Z",
 }
 OVERRIDDEN = {
@@ -445,8 +465,8 @@ OVERRIDDEN = {
     "outcomeTimestamp": "2026-11-20T10:06:00.123Z",
     "overrideReason": {
         "reason": {
-            "system": "http://spinehip-cds.org/fhir/CodeSystem/override-reason",
-            "code": "already-imaged",
+            "system": REASON_SYSTEM,
+            "code": "already-ordered",
         },
         "userComment": "MRI done elsewhere",
     },
@@ -468,17 +488,25 @@ OVERRIDDEN = {
     ],
     ids=["accepted", "overridden-with-reason", "overridden-bare", "comment-only"],
 )
-def test_FB_01_03_04_valid_feedback_is_stored(client, item):
+def test_FB_01_03_04_valid_feedback_is_stored(client, issued, item):
     response = post(client, f"{PV}/feedback", fb(item))
     assert response.status_code == 200
     assert response.get_json()["stored"] == 1
 
 
-def test_FB_02_06_batches_and_duplicates_are_idempotent(client):
+def test_FB_02_06_batches_and_duplicates_are_idempotent(client, issued):
     first = post(client, f"{PV}/feedback", fb(ACCEPTED, OVERRIDDEN))
     again = post(client, f"{PV}/feedback", fb(ACCEPTED, OVERRIDDEN))
     assert first.get_json() == {"received": 2, "stored": 2}
-    assert again.status_code == 200 and again.get_json() == {"received": 2, "stored": 0}
+    assert again.status_code == 200
+    assert again.get_json() == {
+        "received": 2,
+        "stored": 0,
+        "notStored": [
+            {"item": "feedback[0]", "card": CARD, "reason": "already received"},
+            {"item": "feedback[1]", "card": CARD, "reason": "already received"},
+        ],
+    }
 
 
 @pytest.mark.parametrize(
@@ -509,7 +537,8 @@ def test_healthz_and_readyz(client):
     assert ready.get_json()["database"] == "ok"
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(app, monkeypatch):
+def test_readyz_is_degraded_when_the_database_is_unreachable(app, monkeypatch):
+    """Cards are still answered (the audit goes to the local journal): degraded, not down."""
     from sqlalchemy.exc import OperationalError
 
     def unreachable():
@@ -517,5 +546,22 @@ def test_readyz_is_503_when_the_database_is_unreachable(app, monkeypatch):
 
     monkeypatch.setattr(app.extensions["spinehip"].store, "ping", unreachable)
     response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["database"].startswith("unreachable")
+    assert "journal" in body["reason"]
+
+
+def test_readyz_is_503_when_neither_database_nor_journal_can_take_a_record(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def unreachable():
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+    store = app.extensions["spinehip"].store
+    monkeypatch.setattr(store, "ping", unreachable)
+    monkeypatch.setattr(store.journal, "writable", lambda: False)
+    response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["database"].startswith("unreachable")
+    assert response.get_json()["status"] == "not ready"

@@ -102,6 +102,7 @@ def service_env(
         "SPINEHIP_TRUSTED_CLIENTS": str(trust_file),
         "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret-of-32-bytes",
         "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=30",
+        "SPINEHIP_DB_TIMEOUT": "10",  # what is stored is tested here, not faults (tests/faults)
     }
 
 

@@ -59,7 +59,11 @@ def test_feedback_sent_to_either_replica_is_stored_once_and_reported(replicas, s
     again = a.call(sign, FEEDBACK, feedback)
 
     assert (first.status_code, first.json()) == (200, {"received": 1, "stored": 1})
-    assert (again.status_code, again.json()) == (200, {"received": 1, "stored": 0})
+    assert (again.status_code, again.json()) == (200, {
+        "received": 1,
+        "stored": 0,
+        "notStored": [{"item": "feedback[0]", "card": card["uuid"], "reason": "already received"}],
+    })
     row = report_rows(service_env)["diagnostic-hip-injection"]
     assert (row["fired"], row["accepted"], row["overridden"], row["acceptance"]) == ("1", "1", "0", "100%")
 

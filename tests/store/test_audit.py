@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 import pytest
 from conftest import CARD, invocation
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.store import AuditPolicy, DecisionRecord, Store
 from service.store.schema import Decision, Invocation
 
 
 def audit_rows(store: Store) -> tuple[Invocation, list[Decision]]:
-    with store._sessions() as session:
+    with Session(store.engine) as session:
         call = session.scalars(select(Invocation)).one()
         decisions = list(session.scalars(select(Decision).order_by(Decision.id)))
     return call, decisions

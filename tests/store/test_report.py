@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import feedback_item, invocation
+from conftest import OFFERED_REASONS, SUGGESTION, feedback_item, invocation, send
 
 from service.cli import main
 from service.report import percentile
@@ -26,21 +26,23 @@ def fill(store: Store) -> None:
                 at=DAY + timedelta(days=n),
                 evaluation_ms=ms,
                 decisions=(
-                    DecisionRecord("cauda-equina", "critical", card_uuid=card),
+                    DecisionRecord(
+                        "cauda-equina", "critical", card_uuid=card,
+                        suggestion_uuids=(SUGGESTION,), override_reasons=OFFERED_REASONS,
+                    ),
                     DecisionRecord("spine-pattern-mri", "info", mode="shadow"),
                 ),
             )
         )
-    store.record_feedback(
-        "svc",
-        [
-            feedback_item("accepted", card="card-0"),
-            feedback_item("snoozed", card="card-1"),
-            # card-2 was first overridden, then accepted: the later answer counts.
-            feedback_item("disagreed", card="card-2", outcomeTimestamp="2026-11-22T09:00:00Z"),
-            feedback_item("accepted", card="card-2", outcomeTimestamp="2026-11-22T09:05:00Z"),
-        ],
+    receipt = send(
+        store,
+        feedback_item("accepted", card="card-0"),
+        feedback_item("snoozed", card="card-1"),
+        # card-2 was first overridden, then accepted: the later answer counts.
+        feedback_item("disagreed", card="card-2", outcomeTimestamp="2026-11-22T09:00:00Z"),
+        feedback_item("accepted", card="card-2", outcomeTimestamp="2026-11-22T09:05:00Z"),
     )
+    assert receipt.stored == 4, receipt
 
 
 def run_report(

@@ -1,0 +1,87 @@
+"""Writing the audit trail: one call and all its decisions in one transaction, at most once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from service.store.policy import AuditPolicy
+from service.store.records import DecisionRecord, InvocationRecord
+from service.store.schema import Decision, Invocation
+from service.store.writes import insert_once
+
+
+def write_invocation(connection: Connection, record: InvocationRecord, key: str, policy: AuditPolicy) -> bool:
+    """Insert the call under ``key`` and its decisions; False when ``key`` was already written.
+
+    Runs on every hook call, so it is two Core statements, not ORM units of work.
+    """
+    if record.at is None:
+        raise ValueError("the store stamps a record's time before writing it")
+    invocations, decisions = Invocation.__table__, Decision.__table__
+    invocation_id = connection.execute(
+        insert_once(connection, invocations, "audit_key").returning(invocations.c.id),
+        {
+            "audit_key": key,
+            "at": record.at,
+            "service_id": record.service_id,
+            "hook": record.hook,
+            "hook_instance": record.hook_instance,
+            "ruleset_version": record.ruleset_version,
+            "evaluation_ms": record.evaluation_ms,
+            "patient_id": policy.stored_patient_id(record.patient_id),
+            "patient_key": policy.patient_key(record.patient_id),
+            "user_id": record.user_id,
+            "issuer": record.issuer,
+            "tenant": record.tenant,
+        },
+    ).scalar_one_or_none()
+    if invocation_id is None:
+        return False
+    if record.decisions:
+        connection.execute(
+            decisions.insert(),
+            [
+                {
+                    "invocation_id": invocation_id,
+                    "rule_id": decision.rule_id,
+                    "indicator": decision.indicator,
+                    "mode": decision.mode,
+                    "card_uuid": decision.card_uuid,
+                    "suggestion_uuids": list(decision.suggestion_uuids),
+                    "summary": decision.summary,
+                    "evidence": list(decision.evidence),
+                    "sources": list(decision.sources),
+                    "override_reasons": list(decision.override_reasons),
+                }
+                for decision in record.decisions
+            ],
+        )
+    return True
+
+
+def to_journal(record: InvocationRecord) -> dict[str, Any]:
+    """The record as JSON-safe data for the journal."""
+    data = asdict(record)
+    data["at"] = record.at.isoformat() if record.at else None
+    return data
+
+
+def from_journal(data: dict[str, Any]) -> InvocationRecord:
+    """The record :func:`to_journal` wrote, with tuples and the timestamp restored."""
+    decision_fields = {f.name for f in fields(DecisionRecord)}
+    decisions = tuple(
+        DecisionRecord(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in decision_fields
+        })
+        for d in data.get("decisions") or ()
+    )
+    known = {f.name for f in fields(InvocationRecord)} - {"decisions", "at"}
+    return InvocationRecord(
+        **{k: v for k, v in data.items() if k in known},
+        decisions=decisions,
+        at=datetime.fromisoformat(data["at"]) if data.get("at") else None,
+    )
