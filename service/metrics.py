@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -84,16 +84,16 @@ RULE_RELOADS = Counter(
     ["result"],
 )
 
-# Every worker sees the same database and journal directory: the live maximum is the node's view.
+# Every worker sees the same database and journal directory: the latest reading is the node's view.
 DEGRADED = Gauge(
     "spinehip_degraded",
     "1 while the database is away or the local journal is being replayed (see /readyz for why).",
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 JOURNAL_DEPTH = Gauge(
     "spinehip_journal_depth",
     "Audit and feedback records waiting in the local journal for the database.",
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 
 
@@ -185,4 +185,8 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    service = current_app.extensions.get("spinehip")
+    if service is not None:  # the store's gauges are read at each scrape, not only on probes
+        health = service.store.health()
+        observe_store_health(degraded=health.degraded is not None, journal_depth=health.journal_depth)
     return Response(exposition(), content_type=CONTENT_TYPE_LATEST)

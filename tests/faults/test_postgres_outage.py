@@ -16,7 +16,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,40 +25,22 @@ from sqlalchemy import create_engine, func, select
 
 from service.config import PROJECT_ROOT
 from service.store.schema import Feedback, Invocation
+from tests.support.databases import Postgres, own_postgres
 from tests.support.processes import SPINEHIP, running, spinehip_env, start_spinehip
 
 pytestmark = pytest.mark.postgres
 
-SCRIPT = PROJECT_ROOT / "scripts" / "pg-test-server.sh"
 CES_PATIENT = "s08-ces-with-hip-oa"
 OUTAGE_CALLS = 6
 RECOVERY_S = 60.0
 
 
-@dataclass
-class Postgres:
-    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
-
-    state: Path
-
-    def run(self, verb: str) -> str:
-        env = {**os.environ, "SPINEHIP_PG_STATE": str(self.state)}
-        done = subprocess.run([str(SCRIPT), verb], env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[tuple[Postgres, str]]:
+def postgres() -> Iterator[Postgres]:
     if not os.environ.get("SPINEHIP_TEST_PG_URL"):
         pytest.skip("PostgreSQL is started by `make test`")
-    # Directly under /tmp: when run as root the server's unprivileged owner must reach it.
-    server = Postgres(Path(f"/tmp/spinehip-pg-outage-{uuid.uuid4().hex[:12]}"))
-    url = server.run("start").splitlines()[-1]
-    try:
-        yield server, url
-    finally:
-        server.run("stop")
+    with own_postgres() as server:
+        yield server
 
 
 def hook_call(base: str) -> tuple[str, requests.Response]:
@@ -121,7 +102,7 @@ def journal_writers(journal: Path) -> set[int]:
 
 
 def test_outage_costs_the_audit_a_delay_not_the_clinician_the_card(postgres, tmp_path: Path) -> None:
-    server, url = postgres
+    server, url = postgres, postgres.url
     journal = tmp_path / "journal"
     env = spinehip_env(SPINEHIP_MODE="development", DATABASE_URL=url, SPINEHIP_JOURNAL_DIR=str(journal),
                        SPINEHIP_DB_TIMEOUT="1")
@@ -130,7 +111,7 @@ def test_outage_costs_the_audit_a_delay_not_the_clinician_the_card(postgres, tmp
         critical_card(response)
         assert requests.get(f"{served.base_url}/readyz", timeout=10).json()["status"] == "ready"
 
-        server.run("halt")
+        server.halt()
         during: list[str] = []
         cards: list[dict] = []
         for _ in range(OUTAGE_CALLS):
@@ -163,7 +144,7 @@ def test_outage_costs_the_audit_a_delay_not_the_clinician_the_card(postgres, tmp
         assert writers, "the outage calls were journalled"
         os.kill(next(iter(writers)), signal.SIGKILL)
 
-        server.run("resume")
+        server.resume()
         recovered = wait_until_ready(served.base_url)
         assert recovered["status"] == "ready", recovered
         assert recovered["journal"]["depth"] == 0

@@ -33,6 +33,8 @@ from tests.support.processes import RunningServer, free_port, start_spinehip
 
 #: An override reason the rules offer on their cards, configured here to silence a rule for 30 days.
 SNOOZE_REASON = "already-ordered"
+#: A second tenant of the same EHR: its clinicians must not see or silence the first one's cards.
+OTHER_TENANT = "hospital-b"
 
 Signer = Callable[..., str]
 
@@ -74,12 +76,15 @@ def jwks(signing_key: ec.EllipticCurvePrivateKey) -> Iterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 def sign(signing_key: ec.EllipticCurvePrivateKey, jwks: JwksServer) -> Signer:
-    """``sign(aud, ..., jti=None)``: an ES384 token for one or more endpoint URLs, fresh jti by default."""
+    """``sign(aud, ..., jti=None, tenant=None)``: an ES384 token for one or more endpoint URLs,
+    fresh jti and the first tenant by default."""
 
-    def make(*audiences: str, jti: str | None = None) -> str:
+    def make(*audiences: str, jti: str | None = None, tenant: str | None = None) -> str:
         claims = {**standard_claims(), "aud": audiences[0] if len(audiences) == 1 else list(audiences)}
         if jti is not None:
             claims["jti"] = jti
+        if tenant is not None:
+            claims["tenant"] = tenant
         headers = {"typ": "JWT", "kid": EC_KID, "jku": jwks.url}
         return jwt.encode(claims, signing_key, algorithm="ES384", headers=headers)
 
@@ -92,7 +97,7 @@ def service_env(
 ) -> dict[str, str]:
     """What every replica and ``spinehip report`` share: mode, database, trust file, secrets."""
     trust_file = write_yaml(tmp_path_factory.mktemp("trust") / "trusted-clients.yaml", {
-        "clients": [{"iss": ISSUER, "jku": jwks.url, "tenants": [TENANT]}],
+        "clients": [{"iss": ISSUER, "jku": jwks.url, "tenants": [TENANT, OTHER_TENANT]}],
     })
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SPINEHIP_")}
     return {
