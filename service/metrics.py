@@ -88,18 +88,20 @@ RULE_RELOADS = Counter(
 DEGRADED = Gauge(
     "spinehip_degraded",
     "1 while the database is away or the local journal is being replayed (see /readyz for why).",
+    ["dependency"],
     multiprocess_mode="livemostrecent",
 )
 JOURNAL_DEPTH = Gauge(
     "spinehip_journal_depth",
     "Audit and feedback records waiting in the local journal for the database.",
+    ["dependency"],
     multiprocess_mode="livemostrecent",
 )
 
 
 def observe_store_health(*, degraded: bool, journal_depth: int) -> None:
-    DEGRADED.set(1 if degraded else 0)
-    JOURNAL_DEPTH.set(journal_depth)
+    DEGRADED.labels(dependency="database").set(1 if degraded else 0)
+    JOURNAL_DEPTH.labels(dependency="database").set(journal_depth)
 
 
 _SERVICE_IDS: set[str] = set()

@@ -136,8 +136,8 @@ def test_outage_costs_the_audit_a_delay_not_the_clinician_the_card(postgres, tmp
         assert ready.json()["status"] == "degraded"
         assert "database" in ready.json()["reason"]
         assert ready.json()["journal"]["depth"] == OUTAGE_CALLS + 1
-        assert f"spinehip_journal_depth {float(OUTAGE_CALLS + 1)}" in metrics
-        assert "spinehip_degraded 1.0" in metrics
+        assert f'spinehip_journal_depth{{dependency="database"}} {float(OUTAGE_CALLS + 1)}' in metrics
+        assert 'spinehip_degraded{dependency="database"} 1.0' in metrics
 
         # A worker dies with records in its journal: they are not lost.
         writers = journal_writers(journal)
