@@ -19,6 +19,17 @@ def write_invocation(connection: Connection, record: InvocationRecord, key: str,
 
     Runs on every hook call, so it is two Core statements, not ORM units of work.
     """
+    return _insert(connection, record, key, policy.stored_patient_id(record.patient_id),
+                   policy.patient_key(record.patient_id))
+
+
+def _insert(
+    connection: Connection,
+    record: InvocationRecord,
+    key: str,
+    patient_id: str | None,
+    patient_key: str | None,
+) -> bool:
     if record.at is None:
         raise ValueError("the store stamps a record's time before writing it")
     invocations, decisions = Invocation.__table__, Decision.__table__
@@ -32,8 +43,8 @@ def write_invocation(connection: Connection, record: InvocationRecord, key: str,
             "hook_instance": record.hook_instance,
             "ruleset_version": record.ruleset_version,
             "evaluation_ms": record.evaluation_ms,
-            "patient_id": policy.stored_patient_id(record.patient_id),
-            "patient_key": policy.patient_key(record.patient_id),
+            "patient_id": patient_id,
+            "patient_key": patient_key,
             "user_id": record.user_id,
             "issuer": record.issuer,
             "tenant": record.tenant,
@@ -63,14 +74,22 @@ def write_invocation(connection: Connection, record: InvocationRecord, key: str,
     return True
 
 
-def to_journal(record: InvocationRecord) -> dict[str, Any]:
-    """The record as JSON-safe data for the journal."""
+def to_journal(record: InvocationRecord, policy: AuditPolicy) -> dict[str, Any]:
+    """The record as JSON-safe data for the journal, the patient already kept, hashed or dropped
+    per the audit policy: the local disk holds no more of the patient than the database would."""
     data = asdict(record)
     data["at"] = record.at.isoformat() if record.at else None
+    data["patient_id"] = policy.stored_patient_id(record.patient_id)
+    data["patient_key"] = policy.patient_key(record.patient_id)
     return data
 
 
-def from_journal(data: dict[str, Any]) -> InvocationRecord:
+def write_journalled(connection: Connection, data: dict[str, Any], key: str) -> bool:
+    """:func:`write_invocation` for a record :func:`to_journal` wrote."""
+    return _insert(connection, _from_journal(data), key, data.get("patient_id"), data.get("patient_key"))
+
+
+def _from_journal(data: dict[str, Any]) -> InvocationRecord:
     """The record :func:`to_journal` wrote, with tuples and the timestamp restored."""
     decision_fields = {f.name for f in fields(DecisionRecord)}
     decisions = tuple(

@@ -26,7 +26,7 @@ from service.security.replay import InMemoryReplayCache
 from service.store import database, queries
 from service.store.bounded import TRANSIENT_FAULTS, Bounded, DatabaseUnavailable, describe
 from service.store.feedback import FeedbackClient, FeedbackReceipt, snoozed_rules, write_feedback
-from service.store.invocations import from_journal, to_journal, write_invocation
+from service.store.invocations import to_journal, write_invocation, write_journalled
 from service.store.journal import Entry, Journal
 from service.store.policy import AuditPolicy
 from service.store.records import InvocationRecord
@@ -154,7 +154,7 @@ class Store:
             return True
         except DatabaseUnavailable as exc:
             # If the write lands after all, the replay finds its key and skips it.
-            self.journal.append(INVOCATION, key, to_journal(record))
+            self.journal.append(INVOCATION, key, to_journal(record, self.policy))
             log.warning("%s; audit record journalled", exc)
             return False
 
@@ -262,7 +262,7 @@ class Store:
 
     def _replay(self, connection: Any, entry: Entry) -> None:
         if entry.kind == INVOCATION:
-            write_invocation(connection, from_journal(entry.data), entry.key, self.policy)
+            write_journalled(connection, entry.data, entry.key)
         elif entry.kind == FEEDBACK:
             self._replay_feedback(connection, entry.data)
         else:

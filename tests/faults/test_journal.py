@@ -38,7 +38,7 @@ def journalled(store: Store, key: str, hook_instance: str) -> None:
     record = invocation(hook_instance=hook_instance)
     card = replace(record.decisions[0], card_uuid=f"card-{hook_instance}")
     record = replace(record, decisions=(card, *record.decisions[1:]))
-    store.journal.append(INVOCATION, key, to_journal(record))
+    store.journal.append(INVOCATION, key, to_journal(record, store.policy))
 
 
 def segments(store: Store) -> list[Path]:
@@ -73,10 +73,20 @@ def test_a_line_cut_short_by_a_killed_worker_is_skipped_and_the_rest_replayed(st
     assert segments(store) == []
 
 
+def test_the_journal_keeps_no_more_of_the_patient_than_the_audit_policy(store: Store) -> None:
+    journalled(store, "a" * 32, "c0a8e3c2-0000-4000-8000-000000000001")
+    [segment] = segments(store)
+    assert b"patient-ces-1" not in segment.read_bytes()  # hashed under the "hash" policy
+    store.replay()
+    with store.engine.connect() as connection:
+        row = connection.execute(select(Invocation.patient_id, Invocation.patient_key)).one()
+    assert row == (None, store.patient_key("patient-ces-1"))
+
+
 def test_a_line_whose_content_was_altered_is_skipped(store: Store) -> None:
     journalled(store, "a" * 32, "c0a8e3c2-0000-4000-8000-000000000001")
     [segment] = segments(store)
-    segment.write_bytes(segment.read_bytes().replace(b"patient-ces-1", b"patient-xyz-9"))
+    segment.write_bytes(segment.read_bytes().replace(b"cauda-equina", b"hip-pattern-xx"))
     assert store.replay() == 0
     assert audited(store) == 0
 
@@ -98,7 +108,7 @@ def test_a_segment_being_written_is_left_for_a_later_round(store: Store) -> None
 def test_a_record_the_database_refuses_is_set_aside_and_the_others_still_replayed(store: Store) -> None:
     journalled(store, "a" * 32, "c0a8e3c2-0000-4000-8000-000000000001")
     clash = invocation(hook_instance="c0a8e3c2-0000-4000-8000-000000000002")
-    store.journal.append(INVOCATION, "b" * 32, to_journal(clash))
+    store.journal.append(INVOCATION, "b" * 32, to_journal(clash, store.policy))
     store.record_invocation(invocation(hook_instance="c0a8e3c2-0000-4000-8000-000000000003"))
     # The second journalled record repeats a card uuid already in the audit trail: it can never go in.
     assert store.replay() == 1
@@ -108,7 +118,7 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_others_still_replaye
 
 
 def test_a_full_journal_refuses_and_one_with_room_takes_the_record(tmp_path: Path) -> None:
-    record = to_journal(invocation())
+    record = to_journal(invocation(), AuditPolicy(secret="s"))
     tiny = Faults(journal_dir=tmp_path / "j", journal_max_bytes=100)
     small = Store.from_url(f"sqlite:///{tmp_path / 'a.db'}", faults=tiny)
     roomy = Store.from_url(f"sqlite:///{tmp_path / 'b.db'}", faults=Faults(journal_dir=tmp_path / "j"))
@@ -124,5 +134,5 @@ def test_an_unwritable_journal_refuses(tmp_path: Path) -> None:
     blocker.write_text("")
     store = Store.from_url(f"sqlite:///{tmp_path / 'a.db'}", faults=Faults(journal_dir=blocker))
     with pytest.raises(JournalUnavailable, match="not writable"):
-        store.journal.append(INVOCATION, "a" * 32, to_journal(invocation()))
+        store.journal.append(INVOCATION, "a" * 32, to_journal(invocation(), store.policy))
     assert not store.journal.writable()
