@@ -42,6 +42,9 @@ ELSEWHERE = {
     ("/cds-services/{id}", "get", "401"): "production JWTs: tests/security/test_openapi_live.py",
     ("/cds-services/{id}/feedback", "get", "401"): "production JWTs: tests/security/test_openapi_live.py",
     ("/readyz", "get", "503"): "a failing database: tests/protocol/test_conformance.py",
+    ("/cds-services/{id}", "post", "503"): "a full journal: tests/faults/test_sqlite_locked.py",
+    ("/cds-services/{id}/feedback", "post", "202"): "database stopped: tests/faults/test_postgres_outage.py",
+    ("/cds-services/{id}/feedback", "post", "503"): "a full journal: tests/faults (the hook call's handler)",
 }
 # Routes for people, not for API clients: the rule workbench's HTML pages and their files.
 NOT_API = ("/static/", "/admin/rules/static/")
