@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from conftest import feedback_item
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service import fixtures
 from service.cdshooks.request import parse_hook_request
@@ -33,7 +34,7 @@ def answer(name: str, store: Store | None, ruleset=RULESET, tenant: str | None =
 
 
 def audited(store: Store) -> list[tuple[Invocation, list[Decision]]]:
-    with store._sessions() as session:
+    with Session(store.engine) as session:
         calls = list(session.scalars(select(Invocation).order_by(Invocation.id)))
         return [(c, list(session.scalars(select(Decision).where(Decision.invocation_id == c.id)
                                          .order_by(Decision.id)))) for c in calls]
@@ -45,7 +46,7 @@ def topics(body: dict) -> list[str]:
 
 def snooze(store: Store, card_uuid: str) -> None:
     item = feedback_item("snoozed", card=card_uuid, outcomeTimestamp=NOW.isoformat())
-    store.record_feedback("spinehip-patient-view", [item])
+    assert store.record_feedback("spinehip-patient-view", [item]).stored == 1
 
 
 def test_each_returned_card_is_audited_with_its_decision(store: Store) -> None:
@@ -95,7 +96,12 @@ def test_snoozed_order_guard_leaves_no_pama_system_action(store: Store) -> None:
     first = answer("early-sciatica-order-select-mri", store)
     assert topics(first.body) == ["early-lumbar-imaging"]
     assert [a["type"] for a in first.body["systemActions"]] == ["update"]
-    snooze(store, first.body["cards"][0]["uuid"])
+    card = first.body["cards"][0]
+    offered = card["overrideReasons"][0]  # only a reason the card offered counts
+    store.policy = dataclasses.replace(store.policy, snooze_reasons={offered["code"]: 30})
+    item = {"card": card["uuid"], "outcome": "overridden", "overrideReason": {"reason": offered},
+            "outcomeTimestamp": NOW.isoformat()}
+    assert store.record_feedback("spinehip-order-select", [item]).stored == 1
 
     again = answer("early-sciatica-order-select-mri", store)
     assert again.body["cards"] == []
