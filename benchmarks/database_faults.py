@@ -42,6 +42,7 @@ def _critical_card(response: requests.Response) -> str | None:
 
 @contextmanager
 def _service(workdir: Path, database_url: str) -> Iterator[RunningServer]:
+    workdir.mkdir(parents=True, exist_ok=True)
     env = spinehip_env(SPINEHIP_MODE="development", DATABASE_URL=database_url,
                        SPINEHIP_JOURNAL_DIR=str(workdir / "journal"))
     with running(start_spinehip(env, workdir, workers=2, name=f"spinehip-{workdir.name}")) as server:
@@ -92,7 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             rows.append(_phase("PostgreSQL stopped", server, stopped, args.requests, args.seconds))
         sqlite = Path(tmp) / "sqlite"
-        sqlite.mkdir()
         with _service(sqlite, f"sqlite:///{sqlite / 'store.db'}") as server:
             _load(server, 64, 10.0)
             rows.append(_phase("SQLite answering", server, nullcontext, args.requests, args.seconds))
