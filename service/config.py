@@ -68,7 +68,7 @@ class Settings:
     log_level: str = "INFO"
     # The longest any database operation may hold up a hook call; then the journal takes over.
     db_timeout_s: float = 0.25
-    journal_dir: Path = PROJECT_ROOT / "var" / "journal"
+    journal_dir: Path = Path("var") / "journal"  # under the working directory, as the SQLite file
     journal_max_bytes: int = 256 * 1024 * 1024
     jti_fallback: str = "cache"  # with the database away: this process's cache, or refuse tokens
 

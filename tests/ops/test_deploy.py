@@ -119,12 +119,26 @@ def test_shipped_secret_placeholders_are_refused_naming_each_variable(pod_env) -
     assert "DATABASE_URL" in str(refused.value)
 
 
+def with_real_secrets(pod_env: dict[str, str]) -> dict[str, str]:
+    """The pod environment as an operator fills it: every placeholder replaced by a real secret."""
+    return {name: value.replace(PLACEHOLDER, secrets.token_hex(16)) for name, value in pod_env.items()}
+
+
 def test_pod_environment_is_a_valid_production_configuration(pod_env) -> None:
-    filled = {name: value.replace(PLACEHOLDER, secrets.token_hex(16)) for name, value in pod_env.items()}
-    settings = Settings.from_env(filled)
+    settings = Settings.from_env(with_real_secrets(pod_env))
     assert settings.production
     assert settings.database_url.startswith("postgresql")
     assert settings.audit_secret
+
+
+def test_every_directory_the_service_writes_is_a_writable_volume(manifests, container, pod_env) -> None:
+    """The root filesystem is read-only: the audit journal and the metrics files need volumes of
+    their own, or a database outage would answer 503 instead of cards."""
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    settings = Settings.from_env(with_real_secrets(pod_env))
+    writable = {path for path, volume in mounts(manifests, container) if "emptyDir" in volume}
+    for needed in (str(settings.journal_dir), pod_env["PROMETHEUS_MULTIPROC_DIR"]):
+        assert any(needed == w or needed.startswith(w + "/") for w in writable), needed
 
 
 def test_database_url_and_audit_secret_come_from_the_secret(container) -> None:
