@@ -15,6 +15,7 @@ from service.config import PROJECT_ROOT
 from service.impact.ndjson import NdjsonError, NdjsonIndex
 from service.impact.replay import load_workload, replay
 from service.impact.sources import demo_records
+from tests.impact.windows import AT as AT_TEXT
 from tests.impact.windows import (
     FEW,
     RULES,
@@ -24,7 +25,7 @@ from tests.impact.windows import (
     patients_between,
 )
 
-AT = datetime.fromisoformat("2026-06-15T09:00:00+00:00")
+AT = datetime.fromisoformat(AT_TEXT)
 FIXTURES = PROJECT_ROOT / "fixtures"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from service.config import PROJECT_ROOT
 from tests.impact.windows import (
+    AT,
     FEW,
     RULES,
     SIX_WEEKS,
@@ -19,8 +20,6 @@ from tests.impact.windows import (
     few_bundles,
     patients_between,
 )
-
-AT = "2026-06-15T09:00:00+00:00"
 
 
 def impact(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

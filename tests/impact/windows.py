@@ -20,6 +20,8 @@ from service.config import PROJECT_ROOT
 RULES = PROJECT_ROOT / "rules"
 FIXTURES = PROJECT_ROOT / "fixtures"
 SIX_WEEKS = 42
+# One evaluation time for every impact test, so the CLI, the library and the FHIR source agree.
+AT = "2026-06-15T09:00:00+00:00"
 RED_FLAG_TOPICS = {"cauda-equina", "progressive-neuro-deficit", "serious-pathology"}
 _ONSET = re.compile(r'"onset(?:DateTime|Period)?[^"]*":\s*(?:\{[^}]*"start":\s*)?"\{\{now-(\d+)([dwy])\}\}"')
 _DAYS = {"d": 1, "w": 7, "y": 365}

@@ -14,6 +14,7 @@ from fhir_server_process import LocalFhirServer
 from service.config import PROJECT_ROOT
 from service.fixtures_load import load_fixtures
 from tests.impact.windows import (
+    AT,
     FEW,
     RULES,
     SIX_WEEKS,
@@ -21,8 +22,6 @@ from tests.impact.windows import (
     few_bundles,
     patients_between,
 )
-
-AT = "2026-06-15T09:00:00+00:00"
 
 
 def impact(server: LocalFhirServer, rules, token: str) -> subprocess.CompletedProcess[str]:
