@@ -47,13 +47,21 @@ def rows(driver, table_id: str) -> list[list[str]]:
 
 def submit(driver, button) -> None:
     """Click and wait for the answer page: a slow server must not be read as a missing element."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
+
+    def left_page(_driver) -> bool:
+        # Chromium reports a node of the old document as stale, or as not in the document.
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            return True
+        return False
 
     page = driver.find_element("tag name", "html")
     button.click()
     wait = WebDriverWait(driver, 120)
-    wait.until(expected_conditions.staleness_of(page))
+    wait.until(left_page)
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -13,7 +13,10 @@ from tests.support.processes import running, spinehip_env, start_spinehip
 def server_env(tmp_path_factory) -> dict[str, str]:
     """The settings the served process gets, for a command that must see what it sees."""
     workdir = tmp_path_factory.mktemp("serve")
-    return {"SPINEHIP_MODE": "development", "DATABASE_URL": f"sqlite:///{workdir / 'store.db'}"}
+    # These tests compare answers, not fault handling: on a loaded machine the server and a command
+    # sharing one SQLite file must not turn a slow write into a degraded answer (tests/faults does).
+    return {"SPINEHIP_MODE": "development", "DATABASE_URL": f"sqlite:///{workdir / 'store.db'}",
+            "SPINEHIP_DB_TIMEOUT": "10", "SPINEHIP_JOURNAL_DIR": str(workdir / "journal")}
 
 
 @pytest.fixture(scope="module")
