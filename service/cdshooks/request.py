@@ -7,7 +7,7 @@ so the EHR integrator sees what to fix instead of an empty card list.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,21 @@ def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
     return orders, skipped
 
 
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and REFERENCE.fullmatch(value) is not None
+
+
+#: Per context field kind: what a valid value is, and what the 400 says otherwise. A ``bundle``
+#: (draftOrders) is read entry by entry in ``_draft_orders``.
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "id": (lambda v: isinstance(v, str) and FHIR_ID.fullmatch(v) is not None,
+           "must be a bare FHIR id (no `/`)"),
+    "reference": (_is_reference, "must be a reference like `Practitioner/123`"),
+    "references": (lambda v: isinstance(v, list) and bool(v) and all(map(_is_reference, v)),
+                   "must be a non-empty array of `Type/id` references"),
+}
+
+
 def _check_context(spec_name: str, context: dict[str, Any]) -> None:
     spec = HOOKS[spec_name]
     if "draftOrders" in context and all(f.name != "draftOrders" for f in spec.fields):
@@ -163,20 +178,13 @@ def _check_context(spec_name: str, context: dict[str, Any]) -> None:
             if f.required:
                 raise CdsError(400, f"`{where}` is required for {spec_name}", field=where, code="required")
             continue
-        if f.kind == "id" and (not isinstance(value, str) or not FHIR_ID.fullmatch(value)):
-            raise CdsError(400, f"`{where}` must be a bare FHIR id (no `/`)", field=where)
-        if f.kind == "reference" and (not isinstance(value, str) or not REFERENCE.fullmatch(value)):
-            raise CdsError(400, f"`{where}` must be a reference like `Practitioner/123`", field=where)
-        if f.kind == "references" and (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, str) and REFERENCE.fullmatch(v) for v in value)
-        ):
-            raise CdsError(400, f"`{where}` must be a non-empty array of `Type/id` references", field=where)
+        valid, message = _KINDS.get(f.kind, (None, ""))
+        if valid is not None and not valid(value):
+            raise CdsError(400, f"`{where}` {message}", field=where)
 
 
-def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
-    """Validate a decoded request body against CDS Hooks 2.0 and the service's hook."""
+def _envelope(body: Any, service: CdsService) -> tuple[str, str]:
+    """``hook`` and ``hookInstance``: present, well formed, and the hook this service answers."""
     if not isinstance(body, dict):
         raise CdsError(400, "request body must be a JSON object", code="structure")
     hook = _string(body, "hook")
@@ -187,6 +195,10 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
         raise CdsError(
             400, f"`hook` is `{echo(hook)}` but service `{service.id}` answers `{service.hook}`", field="hook"
         )
+    return hook, hook_instance
+
+
+def _context(body: dict[str, Any], hook: str) -> dict[str, Any]:
     context = body.get("context")
     if context is None:
         raise CdsError(400, "`context` is required", field="context", code="required")
@@ -195,7 +207,11 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
     if json_too_deep(context, MAX_DEPTH):
         raise CdsError(400, f"`context` nests deeper than {MAX_DEPTH} levels", field="context")
     _check_context(hook, context)
+    return context
 
+
+def _fhir_access(body: dict[str, Any]) -> tuple[str | None, FhirAuthorization | None]:
+    """``fhirServer`` (without a trailing slash) and the access token that goes with it."""
     fhir_server = body.get("fhirServer")
     if fhir_server is not None and (
         not isinstance(fhir_server, str) or not fhir_server.startswith(("http://", "https://"))
@@ -210,28 +226,37 @@ def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
                 400, "`fhirAuthorization` requires `fhirServer`", field="fhirServer", code="required"
             )
         authorization = _authorization(body["fhirAuthorization"])
+    return (fhir_server.rstrip("/") if fhir_server else None), authorization
 
+
+def _orders(context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The draft orders read, the entries skipped; every selection must be one of the orders."""
+    if "draftOrders" not in context:
+        return [], []
+    orders, skipped = _draft_orders(context["draftOrders"])
+    present = {f"{o['resourceType']}/{o['id']}" for o in orders}
+    for i, ref in enumerate(context.get("selections") or []):
+        if ref not in present:
+            raise CdsError(
+                400, f"selection `{ref}` is not in `context.draftOrders`", field=f"context.selections[{i}]"
+            )
+    return orders, skipped
+
+
+def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
+    """Validate a decoded request body against CDS Hooks 2.0 and the service's hook."""
+    hook, hook_instance = _envelope(body, service)
+    context = _context(body, hook)
+    fhir_server, authorization = _fhir_access(body)
     prefetch = body.get("prefetch")
     if prefetch is not None and not isinstance(prefetch, dict):
         raise CdsError(400, "`prefetch` must be an object", field="prefetch")
-
-    orders: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    if "draftOrders" in context:
-        orders, skipped = _draft_orders(context["draftOrders"])
-        present = {f"{o['resourceType']}/{o['id']}" for o in orders}
-        for i, ref in enumerate(context.get("selections") or []):
-            if ref not in present:
-                raise CdsError(
-                    400,
-                    f"selection `{ref}` is not in `context.draftOrders`",
-                    field=f"context.selections[{i}]",
-                )
+    orders, skipped = _orders(context)
     return HookRequest(
         hook=hook,
         hook_instance=hook_instance,
         context=context,
-        fhir_server=fhir_server.rstrip("/") if fhir_server else None,
+        fhir_server=fhir_server,
         fhir_authorization=authorization,
         prefetch=prefetch,
         draft_orders=orders,
