@@ -18,7 +18,7 @@ from service.engine.conditions import OPERATORS as OPS
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
 from service.engine.facts import Fact, FactBase, normalise
 from service.engine.laterality import BOTH, combine
-from service.engine.ruleset import CompiledRule, RuleSet
+from service.engine.ruleset import CompiledFinding, CompiledRule, RuleSet
 
 RED_FLAG_ONLY_NOTE = "counted for red flags only"
 
@@ -166,49 +166,42 @@ class _Evaluator:
     def _match(self, name: str) -> list[Fact]:
         finding = self.rs.findings[name]
         spec = finding.spec
-        red_flag = spec.statuses == "red-flag"
-        candidates: dict[int, Fact] = {}
-        for key in finding.codes:
-            for fact in self.facts.by_code.get(key, ()):
-                candidates[id(fact)] = fact
-        out = []
-        for fact in candidates.values():
-            if fact.resource_type not in spec.resources:
-                continue
-            if fact.draft != (spec.source == "draft-orders"):
-                continue
-            if (fact.tentative or fact.doubts) and not red_flag:
-                continue
-            # A resolved condition still counts for a windowed red flag when it began in the
-            # window; it never feeds current pattern scores (§2.0.1).
-            if fact.resource_type == "Condition" and not fact.current and not spec.history \
-                    and not (red_flag and spec.within is not None and fact.date_doubt is None):
-                continue
-            if fact.present != (spec.presence == "present"):
-                continue
-            if spec.within is not None and not self._in_window(fact, spec):
-                continue
-            if spec.value is not None and not _value_ok(fact, spec.value):
-                continue
-            if finding.body_sites is not None and not finding.body_sites & fact.body_sites:
-                continue
-            if spec.laterality not in (None, BOTH) and fact.laterality != spec.laterality:
-                continue
-            if spec.side_of and not self._same_side(fact, spec.side_of):
-                continue
-            out.append(fact)
+        out = [f for f in self._candidates(finding)
+               if _record_counts(f, spec) and self._fits(f, finding)]
         if spec.laterality == BOTH and combine(f.laterality for f in out) != BOTH:
             out = []
         # Oldest first; the reference breaks ties, so the order never depends on set iteration
         # (which differs between worker processes) and every worker gives the same answer.
         out.sort(key=lambda f: (f.when is None, f.when, f.ref))
-        for fact in out:
+        self._note_doubts(name, spec, out)
+        return out
+
+    def _candidates(self, finding: CompiledFinding) -> Iterable[Fact]:
+        """Facts carrying one of the finding's codes, each once."""
+        candidates: dict[int, Fact] = {}
+        for key in finding.codes:
+            for fact in self.facts.by_code.get(key, ()):
+                candidates[id(fact)] = fact
+        return candidates.values()
+
+    def _fits(self, fact: Fact, finding: CompiledFinding) -> bool:
+        """The fact falls in the finding's window and value range, at its body site and side."""
+        spec = finding.spec
+        if spec.within is not None and not self._in_window(fact, spec):
+            return False
+        if spec.value is not None and not _value_ok(fact, spec.value):
+            return False
+        return _on_site(fact, finding) and (not spec.side_of
+                                            or self._same_side(fact, spec.side_of))
+
+    def _note_doubts(self, name: str, spec: m.Finding, facts: Iterable[Fact]) -> None:
+        """Remember why each counted fact is uncertain, for its evidence."""
+        for fact in facts:
             doubts = fact.doubts
             if spec.within is not None and fact.date_doubt:
                 doubts = (fact.date_doubt, *doubts)
             if doubts:
                 self._doubts[(name, fact.ref)] = doubts
-        return out
 
     def red_flag_evidence(self) -> list[Evidence]:
         """Every present red-flag finding, certain or uncertain, whether or not a rule fired."""
@@ -260,33 +253,53 @@ class _Evaluator:
         return self._reliefs[name]
 
     def _relief(self, spec: m.PercentRelief) -> Relief | None:
+        """Relief after the latest procedure that has a figure: reported, else from scores."""
         procedures = sorted((f for f in self.matches(spec.procedure) if f.when is not None),
                             key=lambda f: f.when, reverse=True)
         for proc in procedures:
-            proc_ev = self.evidence(proc, spec.procedure)
-            if spec.reported:
-                reported = [f for f in self.matches(spec.reported)
-                            if proc.ref in f.part_of and f.value is not None]
-                if reported:
-                    latest = max(reported, key=lambda f: (f.when is not None, f.when))
-                    return Relief(latest.value, [proc_ev, self.evidence(latest, spec.reported)],
-                                  proc.laterality)
-            scores = [f for f in self.matches(spec.pain_score)
-                      if f.value is not None and f.when is not None
-                      and (not f.part_of or proc.ref in f.part_of)]
-            pre = [f for f in scores if proc.when - spec.before <= f.when <= proc.when]
-            post = [f for f in scores
-                    if proc.when + spec.after_min <= f.when <= proc.when + spec.after_max]
-            if not pre or not post:
-                continue
-            before = max(pre, key=lambda f: f.when)
-            after = min(post, key=lambda f: f.value)
-            if before.value <= 0 or before.value < spec.min_before_score:
-                continue
-            percent = (before.value - after.value) / before.value * 100
-            return Relief(percent, [proc_ev, self.evidence(before, spec.pain_score),
-                                    self.evidence(after, spec.pain_score)], proc.laterality)
+            relief = self._reported_relief(proc, spec)
+            if relief is None:
+                relief = self._scored_relief(proc, spec)
+            if relief is not None:
+                return relief
         return None
+
+    def _reported_relief(self, proc: Fact, spec: m.PercentRelief) -> Relief | None:
+        """The latest percentage recorded as part of the procedure."""
+        if not spec.reported:
+            return None
+        reported = [f for f in self.matches(spec.reported)
+                    if proc.ref in f.part_of and f.value is not None]
+        if not reported:
+            return None
+        latest = max(reported, key=lambda f: (f.when is not None, f.when))
+        return Relief(latest.value, [self.evidence(proc, spec.procedure),
+                                     self.evidence(latest, spec.reported)], proc.laterality)
+
+    def _scored_relief(self, proc: Fact, spec: m.PercentRelief) -> Relief | None:
+        """The last pain score before the procedure against the lowest one in the window after
+        it; none when the score before is too low to measure relief against."""
+        pre, post = self._pain_scores(proc, spec)
+        if not pre or not post:
+            return None
+        before = max(pre, key=lambda f: f.when)
+        after = min(post, key=lambda f: f.value)
+        if before.value <= 0 or before.value < spec.min_before_score:
+            return None
+        percent = (before.value - after.value) / before.value * 100
+        return Relief(percent, [self.evidence(proc, spec.procedure),
+                                self.evidence(before, spec.pain_score),
+                                self.evidence(after, spec.pain_score)], proc.laterality)
+
+    def _pain_scores(self, proc: Fact, spec: m.PercentRelief) -> tuple[list[Fact], list[Fact]]:
+        """Dated scores of this procedure (or of none) in the windows before and after it."""
+        scores = [f for f in self.matches(spec.pain_score)
+                  if f.value is not None and f.when is not None
+                  and (not f.part_of or proc.ref in f.part_of)]
+        pre = [f for f in scores if proc.when - spec.before <= f.when <= proc.when]
+        post = [f for f in scores
+                if proc.when + spec.after_min <= f.when <= proc.when + spec.after_max]
+        return pre, post
 
     # ------------------------------------------------------------ conditions
 
@@ -381,6 +394,32 @@ def _value_ok(fact: Fact, compare: m.ValueCompare) -> bool:
                if (limit := getattr(compare, op)) is not None)
 
 
+def _record_counts(fact: Fact, spec: m.Finding) -> bool:
+    """The kind of record, its source and its status count for the finding (§2.0)."""
+    if fact.resource_type not in spec.resources:
+        return False
+    if fact.draft != (spec.source == "draft-orders"):
+        return False
+    if (fact.tentative or fact.doubts) and spec.statuses != "red-flag":
+        return False
+    return _current_enough(fact, spec) and fact.present == (spec.presence == "present")
+
+
+def _current_enough(fact: Fact, spec: m.Finding) -> bool:
+    """A resolved condition still counts for a windowed red flag when it began in the window;
+    it never feeds current pattern scores (§2.0.1)."""
+    if fact.resource_type != "Condition" or fact.current or spec.history:
+        return True
+    return spec.statuses == "red-flag" and spec.within is not None and fact.date_doubt is None
+
+
+def _on_site(fact: Fact, finding: CompiledFinding) -> bool:
+    """At the finding's body site and on its side, where it names them."""
+    if finding.body_sites is not None and not finding.body_sites & fact.body_sites:
+        return False
+    return finding.spec.laterality in (None, BOTH) or fact.laterality == finding.spec.laterality
+
+
 def _side(evidence: Iterable[Evidence]) -> str | None:
     return combine(e.laterality for e in evidence if not e.ref.startswith("Service"))
 
@@ -419,28 +458,32 @@ def _decide(ev: _Evaluator, rule: CompiledRule, evidence: list[Evidence]) -> Dec
     evidence_t = _dedupe(evidence)
     side = _side(evidence_t)
     values = ev.template_values(side)
-    suggestions = []
+    return Decision(
+        rule_id=spec.id, mode=spec.mode, rule=spec,
+        summary=spec.summary.format_map(values), detail=spec.detail.format_map(values).strip(),
+        evidence=evidence_t, suggestions=_plan_suggestions(ev, rule), laterality=side,
+        reasons=_reasons(spec, evidence_t),
+        sources=tuple(ev.rs.sources[s] for s in spec.cite),
+        override_reasons=tuple((c, ev.rs.override_reasons[c]) for c in spec.override_reasons),
+    )
+
+
+def _plan_suggestions(ev: _Evaluator, rule: CompiledRule) -> tuple[PlannedSuggestion, ...]:
+    """The rule's suggestions whose own condition holds; removing drafts only when some match."""
+    planned = []
     for sug in rule.suggestions:
         if sug.when is not None and not ev.truth(sug.when)[0]:
             continue
         s = sug.spec
         if s.order is not None:
             order = ev.rs.orders[s.order]
-            suggestions.append(PlannedSuggestion(s.label or order.title, s.order, order,
-                                                 s.priority))
-        else:
-            refs = tuple(f.ref for f in ev.matches(s.delete_drafts or ""))
-            if refs:
-                suggestions.append(PlannedSuggestion(s.label or "Remove the draft order",
-                                                     delete_refs=refs))
-    return Decision(
-        rule_id=spec.id, mode=spec.mode, rule=spec,
-        summary=spec.summary.format_map(values), detail=spec.detail.format_map(values).strip(),
-        evidence=evidence_t, suggestions=tuple(suggestions), laterality=side,
-        reasons=_reasons(spec, evidence_t),
-        sources=tuple(ev.rs.sources[s] for s in spec.cite),
-        override_reasons=tuple((c, ev.rs.override_reasons[c]) for c in spec.override_reasons),
-    )
+            planned.append(PlannedSuggestion(s.label or order.title, s.order, order, s.priority))
+            continue
+        refs = tuple(f.ref for f in ev.matches(s.delete_drafts or ""))
+        if refs:
+            planned.append(PlannedSuggestion(s.label or "Remove the draft order",
+                                             delete_refs=refs))
+    return tuple(planned)
 
 
 def _pama(ev: _Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
@@ -451,19 +494,28 @@ def _pama(ev: _Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
         return {}
     ratings: dict[str, str] = {}
     for draft in ev.matches(ev.rs.pama_finding):
-        codes = set(draft.codes)
-        for d in decisions:
-            if d.mode != "active" or d.rule.pama_rating is None:
-                continue
-            if d.rule.pama_rating == "not-appropriate":
-                if any(e.ref == draft.ref for e in d.evidence):
-                    ratings[draft.ref] = "not-appropriate"
-                    break
-            elif any(codes & {(c.system, c.code) for c in s.order.codes}
-                     for s in d.suggestions if s.order):
-                ratings[draft.ref] = "appropriate"
-                break
+        rating = _pama_rating(draft, decisions)
+        if rating is not None:
+            ratings[draft.ref] = rating
     return ratings
+
+
+def _pama_rating(draft: Fact, decisions: Sequence[Decision]) -> str | None:
+    """The rating of the first active rating rule, in precedence order, that speaks of the draft."""
+    for d in decisions:
+        if d.mode == "active" and d.rule.pama_rating is not None and _rates(d, draft):
+            return d.rule.pama_rating
+    return None
+
+
+def _rates(decision: Decision, draft: Fact) -> bool:
+    """A not-appropriate guard rates the drafts it matched; an appropriate rule rates the drafts
+    of an order it suggests."""
+    if decision.rule.pama_rating == "not-appropriate":
+        return any(e.ref == draft.ref for e in decision.evidence)
+    codes = set(draft.codes)
+    return any(codes & {(c.system, c.code) for c in s.order.codes}
+               for s in decision.suggestions if s.order)
 
 
 def evaluate(
@@ -491,74 +543,113 @@ def evaluate(
                       draft_orders=draft_orders,
                       selections=selections if hook == "order-select" else ())
     ev = _Evaluator(ruleset, facts, now, hook)
-    red_flag_evidence = ev.red_flag_evidence()
-    age = _age(facts, now)
-    elig = ruleset.eligibility
-    suppressed_by: dict[str, str] = {}
-    decisions: list[Decision] = []
-    rule_trace: list[dict[str, Any]] = []
-    for rule in ruleset.rules:
+    rules = _RulePass(ev, _age(facts, now), ev.red_flag_evidence(), silenced)
+    rule_trace = [rules.run(rule) for rule in ruleset.rules]
+    pama = _pama(ev, rules.decisions)
+    drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
+    quality = {"excluded": dict(sorted(facts.excluded.items())),
+               "uncertain": _uncertain_counts(rules.red_flag_evidence)}
+    return Evaluation(tuple(rules.decisions), _trace(ev, rules.age, rule_trace, pama),
+                      ruleset.full_version, pama, drafts, quality)
+
+
+class _RulePass:
+    """One pass over the rules in precedence order: each rule's trace entry, the decisions made
+    so far and the rules they suppress."""
+
+    def __init__(self, ev: _Evaluator, age: int | None, red_flag_evidence: list[Evidence],
+                 silenced: Collection[str]):
+        self.ev = ev
+        self.age = age
+        self.red_flag_evidence = red_flag_evidence
+        self.silenced = silenced
+        self.suppressed_by: dict[str, str] = {}
+        self.decisions: list[Decision] = []
+
+    def run(self, rule: CompiledRule) -> dict[str, Any]:
+        """The rule's trace entry; a decision is kept when it makes a card or a shadow record."""
         spec = rule.spec
         entry: dict[str, Any] = {"rule": spec.id, "precedence": spec.precedence, "mode": spec.mode}
-        rule_trace.append(entry)
-        if not spec.enabled:
-            entry["status"] = "disabled"
-            continue
-        if spec.hooks is not None and hook not in spec.hooks:
-            entry["status"] = "not evaluated for this hook"
-            continue
-        if age is not None and age < elig.min_age_years and not spec.red_flag:
-            # Pattern rules are for adults; an emergency sign is acted on at any age.
-            entry["status"] = f"patient younger than {elig.min_age_years}"
-            continue
-        if age is None and elig.unknown_age == "red-flags-only" and not spec.red_flag:
-            entry["status"] = "age unknown: red-flag rules only"
-            continue
-        if facts.deceased:
-            entry["status"] = "patient deceased: no cards"
-            continue
-        fired, evidence = ev.truth(rule.when)
+        skipped = self._not_evaluated(spec)
+        if skipped:
+            entry["status"] = skipped
+            return entry
+        fired, evidence = self.ev.truth(rule.when)
         entry["fired"] = fired
         if not fired:
             entry["status"] = "did not fire"
-            continue
+            return entry
         entry["matched"] = [e.as_dict() for e in _dedupe(evidence)]
-        if spec.id in suppressed_by:
-            entry["status"] = "suppressed"
-            entry["suppressedBy"] = suppressed_by[spec.id]
-            continue
-        if red_flag_evidence and _advises_against_draft(rule):
+        entry.update(self._outcome(rule, evidence))
+        return entry
+
+    def _not_evaluated(self, spec: m.Rule) -> str | None:
+        """Why the rule is not evaluated for this call, if it is not."""
+        if not spec.enabled:
+            return "disabled"
+        if spec.hooks is not None and self.ev.hook not in spec.hooks:
+            return "not evaluated for this hook"
+        barred = self._age_bar(spec)
+        if barred:
+            return barred
+        if self.ev.facts.deceased:
+            return "patient deceased: no cards"
+        return None
+
+    def _age_bar(self, spec: m.Rule) -> str | None:
+        """Pattern rules are for adults; an emergency sign is acted on at any age."""
+        if spec.red_flag:
+            return None
+        elig = self.ev.rs.eligibility
+        if self.age is not None and self.age < elig.min_age_years:
+            return f"patient younger than {elig.min_age_years}"
+        if self.age is None and elig.unknown_age == "red-flags-only":
+            return "age unknown: red-flag rules only"
+        return None
+
+    def _outcome(self, rule: CompiledRule, evidence: list[Evidence]) -> dict[str, Any]:
+        """What became of a rule that fired: suppressed, withheld, snoozed, a card or shadow."""
+        spec = rule.spec
+        if spec.id in self.suppressed_by:
+            return {"status": "suppressed", "suppressedBy": self.suppressed_by[spec.id]}
+        if self.red_flag_evidence and _advises_against_draft(rule):
             # Never tell a clinician to cancel imaging while any red flag is recorded (§2.0.1).
-            entry["status"] = "withheld: red-flag evidence recorded"
-            entry["redFlagEvidence"] = [e.as_dict() for e in _dedupe(red_flag_evidence)]
-            continue
+            return {"status": "withheld: red-flag evidence recorded",
+                    "redFlagEvidence": [e.as_dict() for e in _dedupe(self.red_flag_evidence)]}
+        self._suppress_targets(spec)
+        outcome: dict[str, Any] = {}
+        if spec.id in self.silenced and spec.mode == "active":
+            if not spec.red_flag:
+                return {"status": "snoozed"}
+            outcome["snooze"] = "not honoured: red flag"
+        self.decisions.append(_decide(self.ev, rule, evidence))
+        outcome["status"] = "shadow" if spec.mode == "shadow" else "card"
+        return outcome
+
+    def _suppress_targets(self, spec: m.Rule) -> None:
+        """An active rule that fires suppresses its targets, whether or not it was snoozed."""
         if spec.mode == "active":
             for target in spec.suppresses:
-                suppressed_by.setdefault(target, spec.id)
-        if spec.id in silenced and spec.mode == "active":
-            if not spec.red_flag:
-                entry["status"] = "snoozed"
-                continue
-            entry["snooze"] = "not honoured: red flag"
-        decisions.append(_decide(ev, rule, evidence))
-        entry["status"] = "shadow" if spec.mode == "shadow" else "card"
-    pama = _pama(ev, decisions)
-    drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
+                self.suppressed_by.setdefault(target, spec.id)
+
+
+def _trace(ev: _Evaluator, age: int | None, rules: list[dict[str, Any]],
+           pama: Mapping[str, str]) -> dict[str, Any]:
+    """The trace a person can follow: inputs, facts, derived values and every rule's outcome."""
+    facts = ev.facts
     trace: dict[str, Any] = {
-        "ruleset": {"name": ruleset.name, "version": ruleset.full_version},
-        "now": now.isoformat(),
-        "hook": hook,
+        "ruleset": {"name": ev.rs.name, "version": ev.rs.full_version},
+        "now": ev.now.isoformat(),
+        "hook": ev.hook,
         "patient": {"ref": facts.patient_ref, "ageYears": age},
         "input": facts.trace(),
         "facts": [_fact_trace(f) for f in facts.facts],
         "derived": ev.derived_trace(),
-        "rules": rule_trace,
+        "rules": rules,
     }
     if pama:
         trace["pama"] = pama
-    quality = {"excluded": dict(sorted(facts.excluded.items())),
-               "uncertain": _uncertain_counts(red_flag_evidence)}
-    return Evaluation(tuple(decisions), trace, ruleset.full_version, pama, drafts, quality)
+    return trace
 
 
 def _advises_against_draft(rule: CompiledRule) -> bool:
