@@ -1,14 +1,34 @@
-"""Fixtures every test directory shares: the bundled rule set, compiled once, and copies of it."""
+"""The one conftest: fixtures every test directory shares (the bundled rule set, compiled once,
+and copies of it), and the plugins holding the fixtures of each kind of test, so that a fixture
+is stated once and can be used from any directory."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
+from service.config import PROJECT_ROOT
 from service.engine import RuleSet
 from tests.support.rules import RULES_DIR, bundled_ruleset
+
+# ``benchmarks/`` is a directory of the repository, not an installed package: import it from there.
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+# Plugins that others import come first, so pytest rewrites their asserts.
+pytest_plugins = [
+    "tests.support.security",  # keys, a loopback JWK Set, signed tokens: ec_key, jwks_server, make_token, ...
+    "tests.support.stores",  # stores on SQLite and PostgreSQL: store, database_url, policy, faults, ...
+    "tests.support.browser",  # headless Chromium: browser
+    "tests.support.fhir_servers",  # the local FHIR server and the sandbox: fhir_server, fhir_endpoint, ...
+    "tests.support.hostile_service",  # a production serve and hostile FHIR servers: hostile
+    "tests.support.protocol",  # an app with recorded FHIR replies: settings, app, client, fhir_mock, ...
+    "tests.support.replicas",  # two production replicas on one PostgreSQL: replicas, sign, service_env, ...
+    "tests.support.served",  # a development serve per module: server, server_env
+]
 
 
 @pytest.fixture

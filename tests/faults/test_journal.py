@@ -16,7 +16,7 @@ from service.store import AuditPolicy, Faults, JournalUnavailable, Store
 from service.store.invocations import to_journal
 from service.store.schema import Invocation
 from service.store.store import INVOCATION
-from tests.store.conftest import invocation
+from tests.support.store_records import invocation
 
 
 @pytest.fixture

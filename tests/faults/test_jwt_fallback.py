@@ -10,9 +10,8 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from tests.security.conftest import bearer
-
-from .conftest import sqlite_locked
+from tests.support.databases import sqlite_locked
+from tests.support.security import bearer
 
 
 def service(settings: Settings, tmp_path: Path, **changes: object):

@@ -15,8 +15,7 @@ from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT, Settings
 from service.fixtures import load_request
 from service.store.schema import Invocation
-
-from .conftest import sqlite_locked
+from tests.support.databases import sqlite_locked
 
 CES_REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s08-ces-with-hip-oa.json"
 #: Generous against a 0.25 s bound on a loaded 2-core machine, far below the 30 s busy wait of old.

@@ -10,7 +10,14 @@ import time
 
 import pytest
 
-from .conftest import DEADLINE_S, MAX_RESPONSE_BYTES, MAX_TOTAL_BYTES, HostileSetup, card_topics, diagnostics
+from tests.support.hostile_service import (
+    DEADLINE_S,
+    MAX_RESPONSE_BYTES,
+    MAX_TOTAL_BYTES,
+    HostileSetup,
+    card_topics,
+    diagnostics,
+)
 
 pytestmark = pytest.mark.postgres
 

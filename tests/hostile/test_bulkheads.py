@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import HostileSetup, card_topics, diagnostics
+from tests.support.hostile_service import HostileSetup, card_topics, diagnostics
 
 pytestmark = pytest.mark.postgres
 

@@ -14,8 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.fhir_spec import R4_RESOURCE_TYPES
-
-from .conftest import PATIENT_VIEW, RED_FLAG_PATIENT, HostileSetup, load_fixture
+from tests.support.hostile_service import PATIENT_VIEW, RED_FLAG_PATIENT, HostileSetup, load_fixture
 
 pytestmark = pytest.mark.postgres
 

@@ -17,8 +17,14 @@ import requests
 from service import fixtures
 from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT
-
-from .conftest import MAX_BODY_BYTES, PATIENT_VIEW, HostileSetup, card_topics, diagnostics, issue_fields
+from tests.support.hostile_service import (
+    MAX_BODY_BYTES,
+    PATIENT_VIEW,
+    HostileSetup,
+    card_topics,
+    diagnostics,
+    issue_fields,
+)
 
 pytestmark = pytest.mark.postgres
 

@@ -16,8 +16,8 @@ from service import fixtures
 from service.config import PROJECT_ROOT, Settings
 from service.store import DecisionRecord, InvocationRecord
 from service.yamlsource import ConfigFileError
-from tests.protocol.conftest import FHIR, TOKEN
 from tests.support.app import make_app
+from tests.support.protocol import FHIR, TOKEN
 
 PV = "/cds-services/spinehip-patient-view"
 OS = "/cds-services/spinehip-order-select"

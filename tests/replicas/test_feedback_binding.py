@@ -11,8 +11,8 @@ import pytest
 
 from service import fixtures
 from service.store.feedback import NOT_ISSUED
+from tests.support.replicas import OTHER_TENANT, SNOOZE_REASON, Replica, Signer
 
-from .conftest import OTHER_TENANT, SNOOZE_REASON, Replica, Signer
 from .test_two_replicas import FEEDBACK, PATIENT_VIEW, REQUESTS, cards_by_topic, now_instant
 
 pytestmark = pytest.mark.postgres

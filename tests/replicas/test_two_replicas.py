@@ -14,8 +14,7 @@ import pytest
 from service import fixtures
 from service.config import PROJECT_ROOT
 from tests.support.processes import SPINEHIP
-
-from .conftest import SNOOZE_REASON, Replica, Signer
+from tests.support.replicas import SNOOZE_REASON, Replica, Signer
 
 pytestmark = pytest.mark.postgres
 

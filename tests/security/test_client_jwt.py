@@ -18,8 +18,7 @@ from flask.testing import FlaskClient
 from service.config import Settings
 from service.security.guard import UNAUTHORIZED_BODY
 from tests.support.app import make_app
-
-from .conftest import (
+from tests.support.security import (
     EC_KID,
     ISSUER,
     PUBLIC_BASE,

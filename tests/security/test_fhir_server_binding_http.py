@@ -7,8 +7,7 @@ import responses
 
 from service.config import Settings
 from tests.support.app import make_app
-
-from .conftest import FHIR_BASE, TokenFactory, bearer, load_fixture, serve_fhir_patient
+from tests.support.security import FHIR_BASE, TokenFactory, bearer, load_fixture, serve_fhir_patient
 
 SERVICE = "/cds-services/spinehip-patient-view"
 ACCESS_TOKEN = load_fixture("patient-view-fallback.json")["fhirAuthorization"]["access_token"]

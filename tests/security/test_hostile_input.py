@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from service.config import Settings
 from tests.support.app import make_app
-
-from .conftest import load_fixture
+from tests.support.security import load_fixture
 
 SERVICE = "/cds-services/spinehip-patient-view"
 FUZZ = settings(

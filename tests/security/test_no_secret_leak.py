@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from tests.support.app import make_app
-
-from .conftest import FHIR_BASE, bearer, load_fixture, serve_fhir_patient
+from tests.support.security import FHIR_BASE, bearer, load_fixture, serve_fhir_patient
 
 SERVICE = "/cds-services/spinehip-patient-view"
 FEEDBACK = SERVICE + "/feedback"

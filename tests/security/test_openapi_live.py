@@ -28,8 +28,7 @@ from schemathesis.checks import (
 )
 
 from tests.support.processes import free_port, running, spinehip_env, start_spinehip
-
-from .conftest import EC_KID, ISSUER, JwksServer, load_fixture, public_jwk, write_yaml
+from tests.support.security import EC_KID, ISSUER, JwksServer, load_fixture, public_jwk, write_yaml
 
 PROJECT = Path(__file__).parents[2]
 OPENAPI = PROJECT / "openapi.yaml"

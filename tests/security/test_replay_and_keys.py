@@ -9,8 +9,7 @@ import pytest
 from service.security.jwks import KeyStore, KeyUnavailable
 from service.security.replay import InMemoryReplayCache
 from service.security.trust import load_trust_config
-
-from .conftest import EC_KID, ISSUER, JwksServer
+from tests.support.security import EC_KID, ISSUER, JwksServer
 
 
 class Clock:

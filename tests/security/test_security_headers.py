@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from service.config import Settings
 from tests.support.app import make_app
-
-from .conftest import bearer
+from tests.support.security import bearer
 
 
 def test_production_responses_carry_all_hardening_headers(production_settings, make_token) -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from service.security.trust import load_trust_config
 from service.yamlsource import ConfigFileError
-
-from .conftest import FIXTURES, ISSUER
+from tests.support.security import FIXTURES, ISSUER
 
 SANDBOX_FILE = Path(__file__).parents[2] / "service" / "security" / "sandbox-trusted-clients.yaml"
 

@@ -7,12 +7,12 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
-from conftest import CARD, invocation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store import AuditPolicy, DecisionRecord, Store
 from service.store.schema import Decision, Invocation
+from tests.support.store_records import CARD, invocation
 
 
 def audit_rows(store: Store) -> tuple[Invocation, list[Decision]]:

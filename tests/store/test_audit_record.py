@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from conftest import feedback_item
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from service.pipeline import HookAnswer, answer_hook
 from service.store import Store
 from service.store.schema import Decision, Invocation
 from tests.support.rules import bundled_ruleset
+from tests.support.store_records import feedback_item
 
 RULESET = bundled_ruleset()
 SERVICES = {s.hook: s for s in load_services(PROJECT_ROOT / "hooks")}

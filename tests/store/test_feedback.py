@@ -6,10 +6,19 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import CARD, ISSUER, REASON_SYSTEM, SUGGESTION, TENANT, feedback_item, invocation, send
 
 from service.store import Store
 from service.store.feedback import NOT_ISSUED
+from tests.support.store_records import (
+    CARD,
+    ISSUER,
+    REASON_SYSTEM,
+    SUGGESTION,
+    TENANT,
+    feedback_item,
+    invocation,
+    send,
+)
 
 
 @pytest.fixture

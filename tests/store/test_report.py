@@ -7,11 +7,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import OFFERED_REASONS, SUGGESTION, feedback_item, invocation, send
 
 from service.cli import main
 from service.report import percentile
 from service.store import DecisionRecord, Store
+from tests.support.store_records import OFFERED_REASONS, SUGGESTION, feedback_item, invocation, send
 
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import CARD, ISSUER, TENANT, feedback_item, invocation, send
-
 from service.store import AuditPolicy, Store
+from tests.support.store_records import CARD, ISSUER, TENANT, feedback_item, invocation, send
 
 
 def override(store: Store, example: str = "snoozed", **changes: object):

@@ -1,4 +1,4 @@
-"""A real ``spinehip serve`` process (gunicorn) on a free loopback port."""
+"""A real ``spinehip serve`` process (gunicorn) on a free loopback port, one per test module."""
 
 from __future__ import annotations
 

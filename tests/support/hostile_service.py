@@ -23,7 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from service import fixtures
 from service.config import PROJECT_ROOT
-from tests.security.conftest import (
+from tests.support import hostile_fhir
+from tests.support.hostile_fhir import HostileFhirServer
+from tests.support.processes import RunningServer, free_port, running, spinehip_env, start_spinehip
+from tests.support.security import (
     EC_KID,
     ISSUER,
     TENANT,
@@ -34,10 +37,7 @@ from tests.security.conftest import (
     standard_claims,
     write_yaml,
 )
-from tests.store.conftest import fresh_pg_database
-from tests.support import hostile_fhir
-from tests.support.hostile_fhir import HostileFhirServer
-from tests.support.processes import RunningServer, free_port, running, spinehip_env, start_spinehip
+from tests.support.stores import fresh_pg_database
 
 PATIENT_VIEW = "spinehip-patient-view"
 #: A demo patient with a current cauda equina diagnosis: the healthy server's data gives a critical card.
@@ -112,7 +112,7 @@ def issue_fields(response: requests.Response) -> list[str]:
     return [expression for issue in response.json()["issue"] for expression in issue.get("expression", [])]
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileSetup]:
     work = tmp_path_factory.mktemp("hostile")
     certificate = hostile_fhir.loopback_certificate(work)

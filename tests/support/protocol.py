@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import responses
 from service.config import Settings
 from tests.support.app import make_app
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "protocol" / "data"
 FHIR = "https://fhir.example.org/r4"
 TOKEN = "proto-access-token-5f2e"
 
@@ -45,9 +46,12 @@ def client(app):
 
 
 @pytest.fixture
-def fhir_mock():
-    """Any outbound call that no test registered fails the test."""
+def fhir_mock(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
+    """Every outbound HTTP call is intercepted: one that no test registered fails the test. Only
+    the loopback JWK Set passes through, for a test that has one (``jwks_server``)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        if "jwks_server" in request.fixturenames:
+            mock.add_passthru(request.getfixturevalue("jwks_server").url)
         yield mock
 
 

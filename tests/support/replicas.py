@@ -18,7 +18,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.security.conftest import (
+from tests.support.processes import RunningServer, free_port, start_spinehip
+from tests.support.security import (
     EC_KID,
     ISSUER,
     TENANT,
@@ -28,8 +29,7 @@ from tests.security.conftest import (
     standard_claims,
     write_yaml,
 )
-from tests.store.conftest import fresh_pg_database
-from tests.support.processes import RunningServer, free_port, start_spinehip
+from tests.support.stores import fresh_pg_database
 
 #: An override reason the rules offer on their cards, configured here to silence a rule for 30 days.
 SNOOZE_REASON = "already-ordered"
@@ -55,7 +55,7 @@ class Replica:
 
 
 @pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
+def replica_database_url() -> Iterator[str]:
     """An empty database of its own, so both replicas migrate it together at start-up."""
     with fresh_pg_database("replicas") as url:
         yield url
@@ -93,7 +93,7 @@ def sign(signing_key: ec.EllipticCurvePrivateKey, jwks: JwksServer) -> Signer:
 
 @pytest.fixture(scope="module")
 def service_env(
-    tmp_path_factory: pytest.TempPathFactory, jwks: JwksServer, database_url: str
+    tmp_path_factory: pytest.TempPathFactory, jwks: JwksServer, replica_database_url: str
 ) -> dict[str, str]:
     """What every replica and ``spinehip report`` share: mode, database, trust file, secrets."""
     trust_file = write_yaml(tmp_path_factory.mktemp("trust") / "trusted-clients.yaml", {
@@ -103,7 +103,7 @@ def service_env(
     return {
         **inherited,
         "SPINEHIP_MODE": "production",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": replica_database_url,
         "SPINEHIP_TRUSTED_CLIENTS": str(trust_file),
         "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret-of-32-bytes",
         "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=30",

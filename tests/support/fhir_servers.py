@@ -12,13 +12,21 @@ where that is a failure: CI must prove the fallback against a real server.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 import requests
-from fhir_server_process import (
+
+# The server helper lives beside the integration tests, which (and the benchmarks) import it by
+# its bare name from that directory, as pytest puts it on the path: one module object for all.
+INTEGRATION = Path(__file__).parents[1] / "integration"
+if str(INTEGRATION) not in sys.path:
+    sys.path.insert(0, str(INTEGRATION))
+
+from fhir_server_process import (  # noqa: E402
     FhirEndpoint,
     FhirServerUnavailable,
     LocalFhirServer,

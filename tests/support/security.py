@@ -1,4 +1,5 @@
-"""Real keys, a real JWK Set served over loopback HTTP, and signed tokens for the security tests."""
+"""Real keys, a real JWK Set served over loopback HTTP, and signed tokens: the EHR side of the
+security, fault, replica and hostile tests."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ruamel.yaml import YAML
 
 from service.config import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "security" / "fixtures"
 ISSUER = "https://ehr.example.test"
 TENANT = "hospital-a"
 FHIR_BASE = "https://fhir.example.test/r4"
@@ -198,14 +199,6 @@ def standard_claims(aud_path: str = "/cds-services") -> dict[str, Any]:
 
 def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture
-def fhir_mock(jwks_server: JwksServer) -> Iterator[responses.RequestsMock]:
-    """Every outbound HTTP call is intercepted; only the loopback JWK Set passes through."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru(jwks_server.url)
-        yield mock
 
 
 def serve_fhir_patient(mock: responses.RequestsMock, base: str = FHIR_BASE) -> None:
