@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from service.app import create_app
 from service.cdshooks.services import load_services
 from service.config import PROJECT_ROOT, Settings
 from service.engine import load_ruleset
 from service.yamlsource import ConfigFileError
+from tests.support.app import make_app
 
 HOOKS = PROJECT_ROOT / "hooks"
 RULESET = load_ruleset(PROJECT_ROOT / "rules").name
@@ -36,13 +36,13 @@ def other_ruleset_hooks(tmp_path: Path) -> Path:
 
 def test_the_bundled_hooks_name_the_loaded_rule_set(tmp_path: Path) -> None:
     assert {s.ruleset for s in load_services(HOOKS, RULESET)} == {RULESET}
-    app = create_app(settings(tmp_path, HOOKS))
+    app = make_app(settings(tmp_path, HOOKS))
     assert len(app.extensions["spinehip"].services) == 4
 
 
 def test_a_hook_naming_another_rule_set_stops_the_service(tmp_path: Path, other_ruleset_hooks) -> None:
     with pytest.raises(ConfigFileError) as caught:
-        create_app(settings(tmp_path, other_ruleset_hooks))
+        make_app(settings(tmp_path, other_ruleset_hooks))
     [error] = caught.value.errors
     assert error.file.endswith("order-sign.yaml") and error.key == "ruleset"
     assert "knee-pain" in error.message and RULESET in error.hint

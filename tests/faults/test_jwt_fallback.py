@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from service.app import create_app
 from service.config import Settings
+from tests.support.app import make_app
 from tests.support.databases import sqlite_locked
 from tests.support.security import bearer
 
 
 def service(settings: Settings, tmp_path: Path, **changes: object):
-    app = create_app(dataclasses.replace(settings, journal_dir=tmp_path / "journal", **changes))
+    app = make_app(dataclasses.replace(settings, journal_dir=tmp_path / "journal", **changes))
     return app, app.test_client()
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.app import create_app
 from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT, Settings
 from service.fixtures import load_request
 from service.store.schema import Invocation
+from tests.support.app import make_app
 from tests.support.databases import sqlite_locked
 
 CES_REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s08-ces-with-hip-oa.json"
@@ -50,7 +50,7 @@ def audited(app) -> int:
 
 @pytest.fixture
 def app(tmp_path: Path):
-    app = create_app(settings_for(tmp_path))
+    app = make_app(settings_for(tmp_path))
     yield app
     app.extensions["spinehip"].store.close()
 
@@ -84,7 +84,7 @@ def test_locked_database_still_gets_the_critical_card_within_the_bound(app, tmp_
 
 
 def test_full_journal_is_a_503_naming_the_journal(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path, journal_max_bytes=64))
+    app = make_app(settings_for(tmp_path, journal_max_bytes=64))
     client = app.test_client()
     try:
         with sqlite_locked(tmp_path / "store.db"):

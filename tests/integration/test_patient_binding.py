@@ -20,7 +20,7 @@ import responses
 from flask.testing import FlaskClient
 from hook_calls import service_paths, service_settings
 
-from service.app import create_app
+from tests.support.app import make_app
 
 BASE = "https://ehr.example.org/fhir"
 PID = "bind-p1"
@@ -30,7 +30,7 @@ SCT = "http://snomed.info/sct"
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
-    yield create_app(service_settings(tmp_path)).test_client()
+    yield make_app(service_settings(tmp_path)).test_client()
 
 
 def _now_retention(rid: str, subject: str) -> dict:

@@ -21,6 +21,7 @@ def test_a_prebuilt_rule_set_and_store_are_used_as_given(tmp_path, ruleset):
     settings = _settings(tmp_path)
     store = Store.from_settings(settings)
     store.migrate()
+    # The factory itself, not tests.support.app.make_app: what it is handed is what is checked.
     app = create_app(settings, ruleset=ruleset, store=store)
     runtime = app.extensions["spinehip"]
     assert runtime.rules.current is ruleset and runtime.store is store
@@ -32,6 +33,7 @@ def test_a_prebuilt_rule_set_and_store_are_used_as_given(tmp_path, ruleset):
 
 
 def test_without_them_the_factory_compiles_the_same_rules_itself(tmp_path, ruleset):
+    # The factory itself: with nothing prebuilt it must compile and migrate on its own.
     runtime = create_app(_settings(tmp_path)).extensions["spinehip"]
     assert runtime.rules.current is not ruleset
     assert runtime.rules.current.full_version == ruleset.full_version

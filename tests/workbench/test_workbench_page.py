@@ -13,7 +13,6 @@ import pytest
 from flask import Flask
 
 from service import fixtures
-from service.app import create_app
 from service.cdshooks.services import load_services
 from service.config import PROJECT_ROOT, Settings
 from service.engine import load_ruleset
@@ -29,6 +28,7 @@ from tests.impact.windows import (
     patients_between,
     r05_with_own_window,
 )
+from tests.support.app import make_app
 
 TOKEN = "workbench-admin-token-7c1d"
 R05 = "rules/r05-spine-pattern-mri.yaml"
@@ -37,7 +37,7 @@ R05 = "rules/r05-spine-pattern-mri.yaml"
 def make_client(tmp_path: Path, **overrides):
     settings = Settings(**{"database_url": f"sqlite:///{tmp_path / 'store.db'}",
                            "admin_token": TOKEN, **overrides})
-    return create_app(settings).test_client()
+    return make_app(settings).test_client()
 
 
 def csrf_of(page: str) -> str:
