@@ -24,7 +24,7 @@ REFERENCE_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 @dataclass
 class CaseResult:
     rule_id: str
-    index: int
+    case_id: str
     name: str
     location: str
     problems: list[str] = field(default_factory=list)
@@ -33,10 +33,6 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         return not self.problems
-
-    @property
-    def case_id(self) -> str:
-        return f"{self.rule_id}[{self.index}] {self.name}"
 
 
 def resolve_fixture(ruleset: RuleSet, name: str) -> Path:
@@ -68,11 +64,11 @@ def case_inputs(ruleset: RuleSet, case: Case, base_now: datetime
     return resources, drafts
 
 
-def run_case(ruleset: RuleSet, rule: CompiledRule, index: int, case: Case,
+def run_case(ruleset: RuleSet, rule: CompiledRule, case: Case,
              base_now: datetime = REFERENCE_NOW) -> CaseResult:
     """Evaluate one case; a problem is an expected rule missing, an unexpected one present, or
     data that could not be read (reported, not raised)."""
-    result = CaseResult(rule.id, index, case.name, f"{rule.file}:{rule.line}")
+    result = CaseResult(rule.id, case.id, case.name, f"{rule.file}:{rule.line}")
     try:
         resources, drafts = case_inputs(ruleset, case, base_now)
     except (OSError, ValueError) as exc:
@@ -101,4 +97,4 @@ def _why(ev: Evaluation, rule_id: str) -> str:
 
 
 def run_all(ruleset: RuleSet, base_now: datetime = REFERENCE_NOW) -> list[CaseResult]:
-    return [run_case(ruleset, rule, i, case, base_now) for rule, i, case in ruleset.cases]
+    return [run_case(ruleset, rule, case, base_now) for rule, case in ruleset.cases]

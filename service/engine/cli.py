@@ -52,7 +52,7 @@ def _test(args: argparse.Namespace) -> int:
             current = result.rule_id
             print(f"{result.rule_id} ({result.location})")
         mark = "PASS" if result.passed else "FAIL"
-        print(f"  {mark} [{result.index}] {result.name}")
+        print(f"  {mark} {result.case_id}: {result.name}")
         for problem in result.problems:
             print(f"       {problem}")
         failed += not result.passed

@@ -77,7 +77,7 @@ class RuleSet:
     laterality: Mapping[str, frozenset[CodeKey]]
     pama_finding: str | None
     rules: tuple[CompiledRule, ...]
-    cases: tuple[tuple[CompiledRule, int, m.Case], ...] = field(default=())
+    cases: tuple[tuple[CompiledRule, m.Case], ...] = field(default=())
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
 
     @property

@@ -179,9 +179,15 @@ class Suggestion(Strict):
     when: Any = None
 
 
-class Case(Strict):
-    """One test of a rule: data in, rule ids expected present and absent."""
+#: A rule's or a case's id: short kebab-case, stable, the name tools and tests show.
+KebabId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 
+
+class Case(Strict):
+    """One test of a rule: data in, rule ids expected present and absent. ``id`` is unique in
+    the rule set: what ``rules test``, the workbench and the test suite name the case by."""
+
+    id: KebabId
     name: str
     at: Duration = timedelta(0)
     hook: Hook = "patient-view"
@@ -199,7 +205,7 @@ class Rule(Strict):
     rule unless ``suppresses_routine: false`` (the reference's named exceptions), and any
     rule suppresses the rules it lists. ``status`` and ``limits`` say how far to trust it."""
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+    id: KebabId
     title: str
     description: str | None = None
     status: Literal["stable", "test", "experimental", "deprecated"] = "experimental"

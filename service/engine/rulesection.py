@@ -22,7 +22,7 @@ TEMPLATE_EXTRA_NAMES = ("side",)
 # A placeholder in a summary counts as this many characters when checking the summary limit.
 PLACEHOLDER_WIDTH = 6
 
-Case = tuple[str, int, m.Case]  # rule id, index in the rule's `tests:`, the case
+Case = tuple[str, m.Case]  # rule id, one case of the rule's `tests:`
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,12 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
         rule_errors += _template_errors(entry, rule, ctx.template_names)
         rule_errors += _case_errors(entry, rule, ctx.refs)
         errors += rule_errors
-        cases += [(rule.id, j, case) for j, case in enumerate(rule.tests)]
+        cases += [(rule.id, case) for case in rule.tests]
         if when is not None:
             line = entry.doc.position((*entry.loc, "id"))[0]
             compiled.append(CompiledRule(rule, when, tuple(suggestions), entry.doc.path, line))
     errors += _precedence_errors(entries)
+    errors += _case_id_errors(entries)
     # Red-flag rules run first, so the routine rules they suppress are always after them.
     compiled.sort(key=lambda r: (not r.spec.red_flag, r.spec.precedence, r.id))
     return (compiled, cases), errors
@@ -203,6 +204,23 @@ def _case_errors(entry: Entry, rule: m.Rule, refs: Refs) -> Errors:
                 errors += refs.check(entry, ("tests", j, key, k), rule_id, "rules")
         if case.fixture is None and not case.resources and case.age is None:
             errors.append(entry.error(("tests", j), "a case needs `fixture`, `resources` or `age`"))
+    return errors
+
+
+def _case_id_errors(rules: list[tuple[Entry, m.Rule]]) -> Errors:
+    """A case id names one case in the whole rule set; a second use is located, naming the first."""
+    errors: Errors = []
+    first: dict[str, tuple[str, int]] = {}
+    for entry, rule in rules:
+        for j, case in enumerate(rule.tests):
+            loc = ("tests", j, "id")
+            line = entry.doc.position((*entry.loc, *loc))[0]
+            if case.id in first:
+                file, at = first[case.id]
+                errors.append(entry.error(loc, f"case id `{case.id}` is used twice (first at {file}:{at})",
+                                          "give each case an id of its own"))
+            else:
+                first[case.id] = (entry.doc.path, line)
     return errors
 
 

@@ -94,6 +94,6 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         laterality=laterality,
         pama_finding=pama_finding,
         rules=tuple(rules),
-        cases=tuple((by_id[rule_id], j, case) for rule_id, j, case in cases),
+        cases=tuple((by_id[rule_id], case) for rule_id, case in cases),
         parameters=params,
     )

@@ -55,7 +55,7 @@ def _card(ruleset, case_id):
 
 
 def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged(ruleset):
-    result = _result(ruleset, "cauda-equina[2]")  # preliminary retention of urine
+    result = _result(ruleset, "retention-preliminary")
     body = render(result.evaluation, patient_id="p1").body()
     [card] = body["cards"]
     resources = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
@@ -66,8 +66,8 @@ def test_red_flag_orders_are_stat_and_preliminary_data_is_flagged(ruleset):
 
 def test_hip_radiograph_order_carries_the_side_of_the_finding(ruleset):
     sides = {}
-    for name, case_id in (("left hip pattern", "hip-pattern-radiographs[0]"),
-                          ("right hip pattern", "hip-pattern-radiographs[1]")):
+    for name, case_id in (("left hip pattern", "left-hip-pattern-5-months"),
+                          ("right hip pattern", "right-hip-pattern")):
         card = _card(ruleset, case_id)
         xr_hip = next(a["resource"] for s in card["suggestions"] for a in s["actions"]
                       if a["resource"]["code"]["coding"][0]["code"] == "73502")
@@ -76,7 +76,7 @@ def test_hip_radiograph_order_carries_the_side_of_the_finding(ruleset):
 
 
 def test_order_select_guard_deletes_the_draft_and_rates_it_not_appropriate(ruleset):
-    result = _result(ruleset, "early-lumbar-imaging[0]")  # MRI drafted on day 41 of back pain
+    result = _result(ruleset, "mri-drafted-day-41")
     body = render(result.evaluation, patient_id="p1").body()
     [card] = body["cards"]
     [action] = card["suggestions"][0]["actions"]
@@ -93,8 +93,8 @@ def test_shadow_rules_stay_in_the_evaluation_but_make_no_card(rules_copy):
     edit(rules_copy / "rules" / "r05-spine-pattern-mri.yaml", "    precedence: 60",
          "    mode: shadow\n    precedence: 60")
     shadow = load_ruleset(rules_copy)
-    rule, index, spec = case("spine-pattern-mri[0]")  # sciatica for 8 weeks
-    result = run_case(shadow, next(r for r in shadow.rules if r.id == rule.id), index, spec)
+    rule, spec = case("sciatica-8-weeks")
+    result = run_case(shadow, next(r for r in shadow.rules if r.id == rule.id), spec)
     assert [d.rule_id for d in result.evaluation.shadow] == ["spine-pattern-mri"]
     assert render(result.evaluation, patient_id="p1").body() == {"cards": []}
 

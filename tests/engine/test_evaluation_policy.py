@@ -126,7 +126,7 @@ def test_temperature_without_a_value_is_not_a_fever(ruleset):
 def test_a_lumbar_imaging_order_on_record_is_not_a_draft(ruleset):
     """R4 looks at `context.draftOrders` only: the same ServiceRequest already in the record is
     not the order being placed."""
-    rule, _, spec = case("early-lumbar-imaging[0]")
+    rule, spec = case("mri-drafted-day-41")
     resources, drafts = case_inputs(ruleset, spec, REFERENCE_NOW)
     assert drafts
     as_draft = evaluate(ruleset, resources, now=REFERENCE_NOW + spec.at, hook=spec.hook,

@@ -107,3 +107,51 @@ def test_with_every_file_parsed_an_unknown_rule_is_still_reported(rules_copy):
     [error] = _errors(rules_copy)
     assert error.message == "unknown rule `progresive-neuro-deficit`"
     assert "did you mean `progressive-neuro-deficit`" in error.hint
+
+
+R01 = "r01-cauda-equina.yaml"
+R03 = "r03-serious-pathology.yaml"
+
+
+def _line(path, text: str) -> int:
+    return path.read_text().splitlines().index(text) + 1
+
+
+def test_a_case_without_an_id_is_located_at_the_case(rules_copy):
+    path = rules_copy / "rules" / R03
+    edit(path, "      - id: fever-day-5\n        name:", "      - name:")
+    [error] = _errors(rules_copy)
+    case_line = _line(path, "      - name: fever 5 days ago with back pain")
+    assert (error.file, error.line) == (str(path), case_line)
+    assert error.key == "rules[0].tests[0].id"
+
+
+def test_a_case_id_that_is_not_kebab_case_is_located(rules_copy):
+    path = rules_copy / "rules" / R03
+    edit(path, "      - id: fever-day-5\n", "      - id: Fever day 5\n")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line, error.key) == (str(path), _line(path, "      - id: Fever day 5"),
+                                                   "rules[0].tests[0].id")
+
+
+def test_a_case_id_used_twice_is_located_at_the_second_naming_the_first(rules_copy):
+    first, second = rules_copy / "rules" / R01, rules_copy / "rules" / R03
+    edit(second, "      - id: fever-day-5\n", "      - id: ces-snomed\n")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line) == (str(second), _line(second, "      - id: ces-snomed"))
+    assert error.key == "rules[0].tests[0].id"
+    assert f"{first}:{_line(first, '      - id: ces-snomed')}" in error.message
+
+
+def test_every_bundled_case_has_an_id_of_its_own(ruleset, rules_copy):
+    written = [line.split(":", 1)[1].strip() for path in sorted((rules_copy / "rules").glob("*.yaml"))
+               for line in path.read_text().splitlines() if line.startswith("      - id: ")]
+    ids = [spec.id for _, spec in ruleset.cases]
+    assert len(ids) == len(set(ids)) == len(ruleset.cases) > 40
+    assert sorted(ids) == sorted(written)
+
+
+def test_a_case_given_a_new_unused_id_is_known_by_it(rules_copy):
+    edit(rules_copy / "rules" / R03, "      - id: fever-day-5\n", "      - id: fever-five-days-ago\n")
+    ids = [spec.id for _, spec in load_ruleset(rules_copy).cases]
+    assert "fever-five-days-ago" in ids and "fever-day-5" not in ids

@@ -17,6 +17,7 @@ import pytest
 
 from service.cli import main
 from service.config import PROJECT_ROOT
+from tests.support.rules import edit
 
 REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
 BUNDLE = PROJECT_ROOT / "fixtures" / "patients" / "s01-sciatica-8-weeks.json"
@@ -81,6 +82,16 @@ def test_rules_commands_refuse_the_set_the_server_would_refuse(
     done = spinehip("rules", *command, cwd=tmp_path, SPINEHIP_RULES_DIR=str(broken_rules))
     assert done.returncode == 1
     assert "r99-typo.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_rules_test_names_each_case_by_its_id(spinehip, site_rules, tmp_path) -> None:
+    edit(site_rules / "rules" / "r03-serious-pathology.yaml", "fever-day31.json\n        absent:",
+         "fever-day31.json\n        expect:")
+    done = spinehip("rules", "test", cwd=tmp_path, SPINEHIP_RULES_DIR=str(site_rules))
+    assert done.returncode == 1
+    failed = "  FAIL fever-day-31-outside-window: fever 31 days ago is outside the 30-day window\n"
+    assert failed in done.stdout
+    assert "  PASS fever-day-5: fever 5 days ago with back pain\n" in done.stdout
 
 
 def test_rules_option_wins_over_the_environment(spinehip, broken_rules, tmp_path) -> None:

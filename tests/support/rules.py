@@ -30,18 +30,18 @@ def bundled_ruleset() -> RuleSet:
 
 
 def case_ids() -> list[str]:
-    """``rule-id[index]`` of every case written beside the rules; none when the rules are
-    invalid (the tests that load them then fail with the errors)."""
+    """The ``id`` of every case written beside the rules; a placeholder when the rules are
+    invalid (the test given it then fails with the errors)."""
     try:
-        return [f"{rule.id}[{index}]" for rule, index, _ in compiled_rules().cases]
+        return [spec.id for _, spec in compiled_rules().cases]
     except ConfigFileError:
         return ["rule-files-invalid"]
 
 
 def case(case_id: str):
-    """(rule, index, case) of the case named ``rule-id[index]``."""
+    """(rule, case) of the case with that ``id``."""
     ruleset = bundled_ruleset()
-    found = next((c for c in ruleset.cases if f"{c[0].id}[{c[1]}]" == case_id), None)
+    found = next((c for c in ruleset.cases if c[1].id == case_id), None)
     if found is None:
         pytest.fail(f"no rule case {case_id}", pytrace=False)
     return found

@@ -16,6 +16,7 @@ from service import fixtures
 from service.cdshooks.services import load_services
 from service.config import PROJECT_ROOT, Settings
 from service.engine import load_ruleset
+from service.engine.casetests import run_all
 from service.impact import Workload, replay
 from service.impact.calls import draft_panel
 from service.impact.report import change_rows
@@ -156,7 +157,12 @@ def test_an_edit_shows_the_same_changes_as_the_command_and_serves_nothing(tmp_pa
     expected = replay(workload, demo_records(PROJECT_ROOT / "fixtures", now), jobs=1)
     assert set(expected.changed_patients) == patients_between(SIX_WEEKS, 49)
     assert table_rows(shown, "impact-changes") == [tuple(map(str, r)) for r in change_rows(expected)]
-    assert "passed, 0 failed" not in shown  # the window's own boundary cases notice
+    # The window's own boundary cases notice, each named by its id as `rules test` names it.
+    failing = {r.case_id for r in run_all(load_ruleset(copy)) if not r.passed}
+    assert "spine-pattern-day-43" in failing
+    shown_failing = {re.match(r"<code>([a-z0-9-]+)</code> ", row[1]).group(1)
+                     for row in table_rows(shown, "cases-failed")}
+    assert shown_failing == failing
     assert served in shown
     again = client.get("/admin/rules").get_data(as_text=True)
     assert f'id="served-version">{served}<' in again
