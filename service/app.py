@@ -11,9 +11,9 @@ import logging
 from flask import Flask
 
 from service import cards, logging_setup, metrics, security
-from service.cdshooks.services import load_services
+from service.cdshooks.services import load_services, rules_for
 from service.config import Settings
-from service.engine import RuleRegistry, RuleSet
+from service.engine import RuleRegistry, RuleSet, load_ruleset
 from service.fhir_client import FhirClient
 from service.store import Store
 from service.web import admin, cors, discovery, errors, feedback, health, invoke, workbench
@@ -36,9 +36,11 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    rules = RuleRegistry(settings.rules_dir, on_reload=lambda ok: metrics.count_rule_reload(success=ok),
-                         initial=ruleset)
-    services = {s.id: s for s in load_services(settings.hooks_dir, rules.current.name)}
+    ruleset = ruleset or load_ruleset(settings.rules_dir)
+    services = {s.id: s for s in load_services(settings.hooks_dir, ruleset.name)}
+    # Every reload (admin call, workbench, file watch, SIGHUP) is checked against the hooks too.
+    rules = RuleRegistry(settings.rules_dir, loader=rules_for(services.values()),
+                         on_reload=lambda ok: metrics.count_rule_reload(success=ok), initial=ruleset)
     metrics.declare_services(services)
     cards.warm_up()
     if store is None:

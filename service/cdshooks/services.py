@@ -7,6 +7,7 @@ problem located by file and line, because an EHR must never discover a half-conf
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.cdshooks.hooks import HOOKS, USER_TOKENS
+from service.engine import RuleSet, load_ruleset
 from service.yamlsource import (
     ConfigError,
     ConfigFileError,
@@ -50,6 +52,8 @@ class CdsService:
     ruleset: str
     prefetch: dict[str, str]
     usage_requirements: str | None = None
+    #: Where the file names its rule set (file, line, column), for a reload to point at.
+    ruleset_at: tuple[str, int, int] = ("", 1, 1)
 
     def discovery_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -120,12 +124,10 @@ def load_services(hooks_dir: Path, ruleset: str | None = None) -> list[CdsServic
             continue
         if parsed.hook not in HOOKS:
             continue
-        if ruleset is not None and parsed.ruleset != ruleset:
-            errors.append(doc.error(("ruleset",), f"rule set `{parsed.ruleset}` is not the one loaded",
-                                    f"the rules define `{ruleset}`"))
         if parsed.id in seen:
             errors.append(doc.error(("id",), f"service id `{parsed.id}` already used in {seen[parsed.id]}"))
         seen[parsed.id] = str(path)
+        where = doc.error(("ruleset",), "")
         services.append(
             CdsService(
                 id=parsed.id,
@@ -135,8 +137,32 @@ def load_services(hooks_dir: Path, ruleset: str | None = None) -> list[CdsServic
                 ruleset=parsed.ruleset,
                 prefetch=dict(parsed.prefetch),
                 usage_requirements=parsed.usageRequirements,
+                ruleset_at=(where.file, where.line, where.column),
             )
         )
+    if ruleset is not None:
+        errors.extend(ruleset_mismatches(services, ruleset))
     if errors:
         raise ConfigFileError(errors)
     return services
+
+
+def ruleset_mismatches(services: Iterable[CdsService], ruleset: str) -> list[ConfigError]:
+    """A located error per service whose file names another rule set than ``ruleset``: it
+    would be answered by rules it was not written for. Checked at start-up and on every reload."""
+    return [ConfigError(*s.ruleset_at, "ruleset", f"rule set `{s.ruleset}` is not the one loaded",
+                        f"the rules define `{ruleset}`")
+            for s in services if s.ruleset != ruleset]
+
+
+def rules_for(services: Iterable[CdsService]) -> Callable[[Path], RuleSet]:
+    """A rule loader that refuses (ConfigFileError) a set the services do not name."""
+    services = tuple(services)
+
+    def load(rules_dir: Path) -> RuleSet:
+        ruleset = load_ruleset(rules_dir)
+        if errors := ruleset_mismatches(services, ruleset.name):
+            raise ConfigFileError(errors)
+        return ruleset
+
+    return load

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from service.cdshooks.services import CdsService
-from service.engine import RuleSet, load_ruleset
+from service.cdshooks.services import CdsService, rules_for
+from service.engine import RuleSet
 from service.engine.casetests import CaseResult, run_all
 from service.impact import Impact, Workload, replay
 from service.impact.calls import draft_panel
@@ -111,7 +111,7 @@ def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[Cds
             (copy / relative).parent.mkdir(parents=True, exist_ok=True)
             (copy / relative).write_bytes(content)
         try:
-            candidate = load_ruleset(copy)
+            candidate = rules_for(services)(copy)
         except ConfigFileError as exc:
             trial.errors = _relocated(list(exc.errors), copy, rules_dir)
             return trial

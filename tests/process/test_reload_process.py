@@ -17,7 +17,7 @@ from service import fixtures
 from service.cdshooks.response import EXTENSION_KEY
 from service.config import PROJECT_ROOT
 from tests.support.processes import running, spinehip_env, start_spinehip
-from tests.support.rules import edit
+from tests.support.rules import edit, hook_ruleset_lines
 
 TOKEN = "reload-test-admin-token"
 REQUEST = PROJECT_ROOT / "fixtures" / "requests" / "s01-sciatica-8-weeks.json"
@@ -132,3 +132,59 @@ def test_a_worker_replaced_while_the_files_are_bad_boots_on_the_last_good_rules(
         assert served.process.poll() is None
         status = requests.get(f"{served.base_url}/readyz", timeout=5).json()["rules"]
         assert "lastError" in status  # the replacement saw the bad files and said so
+
+
+def _assert_refused_for_the_hooks(errors: list[dict]) -> None:
+    """One error per hook file, located at its ``ruleset:`` line."""
+    located = {(Path(e["file"]).name, e["line"]) for e in errors if e.get("key") == "ruleset"}
+    assert located == {(path.name, line) for path, line in hook_ruleset_lines().items()}, errors
+
+
+def test_a_reload_renaming_the_rule_set_is_refused_at_each_hook_file(served_rules):
+    """The hooks name the rule set they were written for; a set that renames itself would answer
+    them with rules they were not written for, so the last good set keeps serving."""
+    url, rules = served_rules
+    before = _version_served(url)
+    edit(rules / "ruleset.yaml", "ruleset: spine-hip", "ruleset: spine-hip-next")
+    reply = _reload(url)
+    assert reply.status_code == 422, reply.text
+    _assert_refused_for_the_hooks(reply.json()["errors"])
+    assert reply.json()["version"] == before
+    assert _version_served(url) == before
+    _assert_refused_for_the_hooks(requests.get(f"{url}/readyz", timeout=5).json()["rules"]["lastError"])
+
+    edit(rules / "ruleset.yaml", "ruleset: spine-hip-next", "ruleset: spine-hip")
+    edit(rules / "ruleset.yaml", "version: 2026.11.0", "version: 2026.11.2")
+    reply = _reload(url)
+    assert reply.status_code == 200 and reply.json()["reloaded"] is True, reply.text
+    assert _version_served(url).startswith("2026.11.2+")
+    assert "lastError" not in requests.get(f"{url}/readyz", timeout=5).json()["rules"]
+
+
+def test_the_file_watch_refuses_a_renamed_rule_set_and_takes_the_matching_one(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    env = spinehip_env(SPINEHIP_MODE="development", SPINEHIP_RULES_DIR=str(rules),
+                       SPINEHIP_RULES_WATCH="0.2", DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}")
+
+    def rules_status(url: str) -> dict:
+        return requests.get(f"{url}/readyz", timeout=5).json()["rules"]
+
+    def wait_for(predicate) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert time.monotonic() < deadline, "the file watch did not act"
+            time.sleep(0.3)
+
+    with running(start_spinehip(env, tmp_path)) as served:
+        url = served.base_url
+        before = _version_served(url)
+        edit(rules / "ruleset.yaml", "ruleset: spine-hip", "ruleset: another-set")
+        wait_for(lambda: "lastError" in rules_status(url))
+        _assert_refused_for_the_hooks(rules_status(url)["lastError"])
+        assert _version_served(url) == before
+
+        edit(rules / "ruleset.yaml", "ruleset: another-set", "ruleset: spine-hip")
+        edit(rules / "ruleset.yaml", "version: 2026.11.0", "version: 2026.11.3")
+        wait_for(lambda: "lastError" not in rules_status(url))
+        assert _version_served(url).startswith("2026.11.3+")

@@ -52,3 +52,10 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def hook_ruleset_lines(hooks_dir: Path = PROJECT_ROOT / "hooks") -> dict[Path, int]:
+    """Each hook file and the line of its ``ruleset:`` key, read from the text."""
+    return {path: next(i for i, line in enumerate(path.read_text().splitlines(), 1)
+                       if line.startswith("ruleset:"))
+            for path in sorted(hooks_dir.glob("*.yaml"))}

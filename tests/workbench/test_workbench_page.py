@@ -30,6 +30,7 @@ from tests.impact.windows import (
     r05_with_own_window,
 )
 from tests.support.app import make_app
+from tests.support.rules import hook_ruleset_lines
 
 TOKEN = "workbench-admin-token-7c1d"
 R05 = "rules/r05-spine-pattern-mri.yaml"
@@ -191,6 +192,26 @@ def test_a_broken_rule_shows_its_file_and_line(tmp_path) -> None:
     assert rows and rows[0][0].startswith(f"{RULES / R05}:{line}:")
     assert "indicator" in rows[0][1] + rows[0][2]
     assert "impact-changes" not in reply.get_data(as_text=True)
+
+
+def test_a_trial_renaming_the_rule_set_is_refused_as_a_reload_would_be(tmp_path) -> None:
+    """The hooks name the rule set; a renamed one is shown refused at each hook's ``ruleset:``
+    line, and the same file with the name kept is tried (its twin)."""
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    text = (RULES / "ruleset.yaml").read_text()
+    renamed = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "path": "ruleset.yaml",
+        "content": text.replace("ruleset: spine-hip", "ruleset: spine-hip-2")})
+    assert renamed.status_code == 422
+    rows = table_rows(renamed.get_data(as_text=True), "trial-errors")
+    assert {row[0].rsplit(":", 1)[0] for row in rows} == {
+        f"{path}:{line}" for path, line in hook_ruleset_lines().items()}
+    kept = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "path": "ruleset.yaml",
+        "content": text.replace("version: 2026.11.0", "version: 2026.11.9")})
+    assert kept.status_code == 200, kept.get_data(as_text=True)[:500]
+    assert "trial-errors" not in kept.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("name", ["../ruleset.yaml", "/etc/passwd.yaml", "notes.txt"])
