@@ -1,44 +1,14 @@
-"""What each supported hook puts in ``context`` (CDS Hooks Library 1.0.1).
+"""CDS Hooks 2.0 prefetch tokens that identify the user, and the hook table.
 
-Kept as data so request validation, prefetch-token checks and the rule language (which hooks
-a finding may name) read from this one table.
+The table itself is stated in ``service.engine.hooks`` (the rule language needs it and the
+engine imports nothing from this layer); it is named here too for request validation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from service.engine.hooks import HOOKS
 
-
-@dataclass(frozen=True)
-class ContextField:
-    name: str
-    required: bool
-    prefetch_token: bool
-    kind: str  # "id" (bare FHIR id), "reference" (Type/id), "bundle", "references"
-
-
-@dataclass(frozen=True)
-class HookSpec:
-    name: str
-    fields: tuple[ContextField, ...]
-
-    @property
-    def token_fields(self) -> frozenset[str]:
-        return frozenset(f.name for f in self.fields if f.prefetch_token)
-
-
-_USER = ContextField("userId", True, True, "reference")
-_PATIENT = ContextField("patientId", True, True, "id")
-_ENCOUNTER = ContextField("encounterId", False, True, "id")
-_DRAFTS = ContextField("draftOrders", True, False, "bundle")
-
-HOOKS: dict[str, HookSpec] = {spec.name: spec for spec in (
-    HookSpec("patient-view", (_USER, _PATIENT, _ENCOUNTER)),
-    HookSpec("encounter-start", (_USER, _PATIENT, ContextField("encounterId", True, True, "id"))),
-    HookSpec("order-select",
-             (_USER, _PATIENT, _ENCOUNTER, ContextField("selections", True, False, "references"), _DRAFTS)),
-    HookSpec("order-sign", (_USER, _PATIENT, _ENCOUNTER, _DRAFTS)),
-)}
+__all__ = ["HOOKS", "USER_TOKENS"]
 
 # CDS Hooks 2.0 prefetch tokens that identify the user, besides ``context.*`` fields, each with
 # the resource type ``context.userId`` must name for the token to have a value.

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.cdshooks.hooks import HOOKS, USER_TOKENS
+from service.cdshooks.hooks import USER_TOKENS
 from service.engine import RuleSet, load_ruleset
+from service.engine.hooks import HOOKS
 from service.yamlsource import (
     ConfigError,
     ConfigFileError,

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.engine.model import HOOKS, parse_duration
+from service.engine.hooks import HOOKS
+from service.engine.model import parse_duration
 from service.engine.parameters import Parameter, Use, resolve
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 

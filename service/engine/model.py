@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from service.cdshooks.hooks import HOOKS as HOOK_SPECS
+from service.engine.hooks import HOOKS
 
-HOOKS = tuple(HOOK_SPECS)
 ResourceType = Literal[
     "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
 ]
-Hook = Literal[HOOKS]  # type: ignore[valid-type]  # the names of the CDS Hooks table
+Hook = Literal[tuple(HOOKS)]  # type: ignore[valid-type]  # the names of the CDS Hooks table
 SUMMARY_LIMIT = 139  # CDS Hooks 2.0: a card summary is under 140 characters
 
 _DURATION = re.compile(r"([+-]?)(\d+)\s*([ywdhm])")

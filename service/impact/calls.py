@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from service import fixtures
-from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
+from service.engine.hooks import HOOKS
 
 PANEL = "draft panel"
 ENCOUNTER_ID = "impact-replay"
