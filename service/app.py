@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     settings = settings or Settings.from_env()
     if not settings.production:
         log.warning("running in development mode: JWTs optional, any fhirServer allowed")
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # every route is one openapi.yaml describes
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

@@ -7,17 +7,24 @@ fails. The reverse holds too: every route the service has is described, and ever
 document declares is one some case here receives (the few that need production mode or a
 failing database are named in ELSEWHERE, with where they are checked).
 
+The rule workbench's pages are HTML: a page is checked for its status, media type and headers,
+and every form on it must post exactly the fields the document declares for its action. The
+workbench is driven as a browser drives it, with a session cookie and each form's CSRF token.
+
 To describe a new member or route: add it to openapi.yaml, then a case here that receives it.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +53,9 @@ ELSEWHERE = {
     ("/cds-services/{id}/feedback", "post", "202"): "database stopped: tests/faults/test_postgres_outage.py",
     ("/cds-services/{id}/feedback", "post", "503"): "a full journal: tests/faults (the hook call's handler)",
 }
-# Routes for people, not for API clients: the rule workbench's HTML pages and their files.
-NOT_API = ("/static/", "/admin/rules/static/")
+#: A form value replaced, when the case is sent, by the CSRF token of its browser's last page.
+CSRF = "<the csrf token of the last page>"
+R05 = "rules/r05-spine-pattern-mri.yaml"
 
 
 def strict(schema: Any) -> Any:
@@ -72,8 +80,12 @@ def strict(schema: Any) -> Any:
 def declared(path: str, method: str, status: int) -> dict[str, Any]:
     responses = OPENAPI["paths"][path][method]["responses"]
     assert str(status) in responses, f"{method.upper()} {path} answered {status}, not declared"
-    response = responses[str(status)]
-    return strict(response) if "$ref" in response else response
+    return strict(responses[str(status)])
+
+
+def problems(schema: Any, instance: Any) -> list[str]:
+    validator = jsonschema_rs.validator_for(strict(schema))
+    return [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(instance)]
 
 
 @dataclass
@@ -86,6 +98,17 @@ class Case:
     json: Any = None
     data: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] | None = None  # sent as application/x-www-form-urlencoded
+    files: dict[str, tuple[str, bytes]] | None = None  # with ``form``: multipart/form-data
+    browser: str | None = None  # the workbench browser (cookie jar) that sends it
+
+
+@dataclass
+class Browser:
+    """A cookie jar and the CSRF token of the last page it was shown."""
+
+    session: requests.Session = field(default_factory=requests.Session)
+    csrf: str = ""
 
 
 @dataclass
@@ -93,6 +116,7 @@ class Server:
     url: str
     rules_dir: Path
     card_uuid: str = ""
+    browsers: dict[str, Browser] = field(default_factory=dict)
 
 
 def hook_body(patient_id: str, **extra: Any) -> dict[str, Any]:
@@ -150,26 +174,142 @@ def cases(server: Server) -> list[Case]:
         Case("reload, wrong token", "/admin/rules/reload", "post", "/admin/rules/reload", 401,
              headers={"Authorization": "Bearer wrong"}),
         Case("reload by GET", "/admin/rules/reload", "get", "/admin/rules/reload", 405),
+        *workbench_cases(),
     ]
 
 
-def check(case: Case, response: requests.Response) -> None:
-    """``response`` is what openapi.yaml declares for ``case``'s path, method and status."""
+def workbench_cases() -> list[Case]:
+    """The workbench as an admin's browser meets it, in order: sign in, look, try, reload, leave.
+
+    ``admin`` signs in; ``visitor`` only ever sees the sign-in form."""
+    wb = "/admin/rules"
+    r05 = (PROJECT_ROOT / "rules" / R05).read_text()
+    broken = r05.replace("indicator: info", "indicator: loud")
+
+    def form(action: str, status: int, browser: str, name: str, /, **fields: str) -> Case:
+        return Case(name, action, "post", action, status, browser=browser, form={"csrf": CSRF, **fields})
+
+    def trial(status: int, name: str, /, browser: str = "admin", upload: bytes | None = None,
+              **fields: str) -> Case:
+        case = form(f"{wb}/try", status, browser, name, **fields)
+        # A form with no file chosen still sends the part, with no file name.
+        case.files = {"files": (Path(R05).name, upload) if upload is not None else ("", b"")}
+        return case
+
+    def forged(case: Case) -> Case:
+        case.form = {**(case.form or {}), "csrf": "a-token-of-another-session"}
+        return case
+
+    return [
+        Case("sign-in form", wb, "get", wb, 200, browser="visitor"),
+        Case("sign-in form, admin's browser", wb, "get", wb, 200, browser="admin"),
+        form(f"{wb}/sign-in", 401, "admin", "sign in, wrong token", token="not-the-token"),
+        forged(form(f"{wb}/sign-in", 403, "admin", "sign in, forged form", token=ADMIN_TOKEN)),
+        form(f"{wb}/sign-in", 303, "admin", "sign in", token=ADMIN_TOKEN),
+        Case("workbench page", wb, "get", wb, 200, browser="admin"),
+        Case("a rule file opened for editing", wb, "get", f"{wb}?edit={R05}", 200, browser="admin"),
+        Case("no such rule file to edit", wb, "get", f"{wb}?edit=rules/r99-none.yaml", 404, browser="admin"),
+        trial(200, "try an edit", path=R05, content=r05),
+        trial(200, "try an uploaded file", upload=r05.encode()),
+        trial(422, "try a broken edit", path=R05, content=broken),
+        trial(422, "try nothing"),
+        trial(413, "try a file over the body limit", upload=b"#" * (6 * 1024 * 1024)),
+        trial(401, "try, not signed in", browser="visitor", path=R05, content=r05),
+        forged(trial(403, "try, forged form", path=R05, content=r05)),
+        form(f"{wb}/reload-now", 303, "admin", "reload from the page"),
+        form(f"{wb}/reload-now", 401, "visitor", "reload, not signed in"),
+        forged(form(f"{wb}/reload-now", 403, "admin", "reload, forged form")),
+        forged(form(f"{wb}/sign-out", 403, "admin", "sign out, forged form")),
+        form(f"{wb}/sign-out", 303, "admin", "sign out"),
+        Case("style sheet", f"{wb}/static/{{filename}}", "get", f"{wb}/static/workbench.css", 200),
+        Case("no such static file", f"{wb}/static/{{filename}}", "get", f"{wb}/static/none.css", 404),
+        Case("style sheet by POST", f"{wb}/static/{{filename}}", "post", f"{wb}/static/workbench.css", 405),
+        Case("a name no route takes, by POST", f"{wb}/static/{{filename}}", "post",
+             f"{wb}/static/a%0Ab.css", 404),
+        Case("workbench by POST", wb, "post", wb, 405),
+        *(Case(f"{action} by GET", f"{wb}/{action}", "get", f"{wb}/{action}", 405)
+          for action in ("sign-in", "sign-out", "try", "reload-now")),
+    ]
+
+
+class Forms(HTMLParser):
+    """Each form of a page: (method, action, enctype) -> the names of the fields it posts."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.forms: dict[tuple[str, str, str], set[str]] = {}
+        self.values: dict[str, str] = {}
+        self._open: set[str] | None = None
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            key = ((a.get("method") or "get").lower(), a.get("action") or "",
+                   a.get("enctype") or "application/x-www-form-urlencoded")
+            self._open = self.forms.setdefault(key, set())
+        elif tag in ("input", "select", "textarea") and a.get("name") and self._open is not None:
+            self._open.add(a["name"])
+            self.values[a["name"]] = a.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def check_forms(page: str, where: str) -> Forms:
+    """Every form on ``page`` posts exactly the fields openapi.yaml declares for its action."""
+    forms = Forms(page)
+    for (method, action, enctype), fields in forms.forms.items():
+        operation = OPENAPI["paths"].get(action, {}).get(method)
+        assert operation and "requestBody" in operation, f"{where}: form to {method} {action} not described"
+        content = operation["requestBody"]["content"]
+        assert enctype in content, f"{where}: {action} posted as {enctype}, declared {sorted(content)}"
+        schema = strict(content[enctype]["schema"])
+        assert fields == set(schema["properties"]), (where, action, fields, sorted(schema["properties"]))
+    return forms
+
+
+def check(case: Case, response: requests.Response) -> Forms | None:
+    """``response`` is what openapi.yaml declares for ``case``'s path, method and status; for a
+    page, the forms it holds (checked against the document too)."""
     assert response.status_code == case.status, (case.name, response.status_code, response.text[:300])
     spec = declared(case.path, case.method, response.status_code)
-    for name, header in spec.get("headers", {}).items():
+    headers = spec.get("headers", {})
+    for name, header in headers.items():
         if header.get("required") or name == "Allow":
             assert name in response.headers, f"{case.name}: no {name} header"
+        if name in response.headers:
+            assert not problems(header["schema"], response.headers[name]), (case.name, name,
+                                                                             response.headers[name])
+    if "Set-Cookie" in response.headers:
+        assert "Set-Cookie" in headers, f"{case.name}: sets a cookie the document does not declare"
     content = spec.get("content")
     if not content:
         assert not response.content, f"{case.name}: a body where none is declared"
-        return
+        return None
     media = response.headers.get("Content-Type", "").split(";")[0]
     assert media in content, f"{case.name}: {media} is not declared ({sorted(content)})"
     if media == "application/json":
-        validator = jsonschema_rs.validator_for(strict(content[media]["schema"]))
-        problems = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(response.json())]
-        assert not problems, f"{case.name}: {problems[:5]}"
+        found = problems(content[media]["schema"], response.json())
+        assert not found, f"{case.name}: {found[:5]}"
+    if media == "text/html":
+        return check_forms(response.text, case.name)
+    return None
+
+
+def check_request(case: Case) -> None:
+    """A form case sends what the document declares for the operation, no field more."""
+    if case.form is None:
+        return
+    media = "multipart/form-data" if case.files is not None else "application/x-www-form-urlencoded"
+    content = OPENAPI["paths"][case.path][case.method]["requestBody"]["content"]
+    assert media in content, f"{case.name}: sent as {media}, declared {sorted(content)}"
+    sent: dict[str, Any] = dict(case.form)
+    for name in case.files or {}:
+        sent[name] = [f"the bytes of {name}"]
+    found = problems(content[media]["schema"], sent)
+    assert not found, f"{case.name}: {found}"
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +329,26 @@ def served(tmp_path_factory) -> Iterator[Server]:
 
 
 def send(server: Server, case: Case) -> requests.Response:
-    return requests.request(case.method.upper(), server.url + case.url, json=case.json, data=case.data,
-                            headers=case.headers, timeout=30)
+    browser = server.browsers.setdefault(case.browser, Browser()) if case.browser else None
+    data: Any = case.data
+    if case.form is not None:
+        data = {k: (browser.csrf if v == CSRF and browser else v) for k, v in case.form.items()}
+    client = browser.session if browser else requests
+    return client.request(case.method.upper(), server.url + case.url, json=case.json, data=data,
+                          files=case.files, headers=case.headers, timeout=60, allow_redirects=False)
+
+
+def drive(server: Server, case: Case) -> None:
+    """Send ``case``, check the answer; a page shown to a browser gives it its CSRF token."""
+    check_request(case)
+    forms = check(case, send(server, case))
+    if forms is not None and case.browser and "csrf" in forms.values:
+        server.browsers[case.browser].csrf = forms.values["csrf"]
 
 
 def test_every_live_answer_is_the_one_declared(served: Server) -> None:
     for case in cases(served):
-        check(case, send(served, case))
+        drive(served, case)
 
 
 def test_a_rejected_reload_and_a_missing_admin_endpoint_are_as_declared(served: Server, server) -> None:
@@ -208,8 +361,10 @@ def test_a_rejected_reload_and_a_missing_admin_endpoint_are_as_declared(served: 
         check(reload, send(served, reload))
     finally:
         broken.unlink()
-    absent = Case("no admin token configured", "/admin/rules/reload", "post", "/admin/rules/reload", 404)
-    check(absent, requests.post(server + absent.url, timeout=30))
+    for case in (c for c in cases(served) if c.path.startswith("/admin/") and c.status != 405):
+        absent = Case(f"{case.name}, no admin token configured", case.path, case.method, case.url,
+                      404, form=case.form and {**case.form, "csrf": "x"}, files=case.files)
+        drive(Server(server, served.rules_dir), absent)
 
 
 def test_an_undeclared_member_fails_the_check(served: Server) -> None:
@@ -218,14 +373,16 @@ def test_an_undeclared_member_fails_the_check(served: Server) -> None:
     response = send(served, case)
     body = response.json()
     body["surprise"] = True
-    response._content = __import__("json").dumps(body).encode()
+    response._content = json.dumps(body).encode()
     with pytest.raises(AssertionError, match="surprise"):
         check(case, response)
 
 
 def test_every_declared_status_is_received_by_some_case(served: Server) -> None:
     received = {(c.path, c.method, str(c.status)) for c in cases(served)}
-    received |= {("/admin/rules/reload", "post", "422"), ("/admin/rules/reload", "post", "404")}
+    received |= {("/admin/rules/reload", "post", "422")}
+    received |= {(c.path, c.method, "404") for c in cases(served)
+                 if c.path.startswith("/admin/") and c.status != 405}
     declared_all = {(path, method, status) for path, item in OPENAPI["paths"].items()
                     for method, op in item.items() for status in op["responses"]}
     assert declared_all - received - set(ELSEWHERE) == set()
@@ -236,9 +393,7 @@ def test_every_route_and_method_of_the_service_is_described(tmp_path: Path) -> N
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", admin_token="x"))
     described = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(NOT_API) or rule.endpoint.startswith("workbench."):
-            continue
-        path = rule.rule.replace("<service_id>", "{id}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).replace("{service_id}", "{id}")
         for method in sorted(rule.methods - {"HEAD"} - ({"OPTIONS"} if rule.provide_automatic_options
                                                          and not path.startswith("/cds-services")
                                                          else set())):
