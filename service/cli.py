@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service import fixtures_load, report
-from service.config import Settings
+from service.config import Settings, read_log_level
 from service.engine import cli as engine_cli
 from service.engine.dates import instant_or_now
 from service.impact import cli as impact_cli
@@ -137,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("SPINEHIP_LOG_LEVEL", "WARNING"))
     args = build_parser().parse_args(argv)
     try:
+        # Quieter than the server by default: a command's own output is what the admin reads.
+        logging.basicConfig(level=read_log_level(os.environ, "WARNING"))
         return args.func(args)
     except ConfigFileError as exc:
         for error in exc.errors:

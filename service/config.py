@@ -25,8 +25,27 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PLACEHOLDER = "REPLACE-ME"
 MIN_SECRET_BYTES = 32
 JTI_FALLBACKS = ("cache", "refuse")
+#: The FHIR server's bearer token for the admin commands (fixtures load, rules impact): from the
+#: environment rather than the command line, which other users of the machine can read.
+FHIR_TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
 #: The override reason that silences a routine rule for a patient, and for how many days.
 DEFAULT_SNOOZE_REASONS: tuple[tuple[str, int], ...] = (("snooze-30d", 30),)
+
+
+def read_log_level(env: Mapping[str, str], default: str) -> str:
+    """``SPINEHIP_LOG_LEVEL`` in any case, upper-cased; ValueError naming it for any other value.
+
+    The server and the commands read it here, with their own defaults.
+    """
+    level = env.get("SPINEHIP_LOG_LEVEL", default).upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"SPINEHIP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def fhir_token(given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The token given to a command, else ``SPINEHIP_FHIR_TOKEN``; None when neither is set."""
+    return given or env.get(FHIR_TOKEN_ENV) or None
 
 
 def parse_snooze_reasons(raw: str) -> tuple[tuple[str, int], ...]:
@@ -109,9 +128,7 @@ class Settings:
             )
         audit_secret = env.get("SPINEHIP_AUDIT_SECRET") or None
         snooze = env.get("SPINEHIP_SNOOZE_REASONS")
-        log_level = env.get("SPINEHIP_LOG_LEVEL", defaults.log_level).upper()
-        if log_level not in LOG_LEVELS:
-            raise ValueError(f"SPINEHIP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        level = read_log_level(env, defaults.log_level)
         origins = env.get("SPINEHIP_CORS_ORIGINS")
         jti_fallback = env.get("SPINEHIP_JTI_FALLBACK", defaults.jti_fallback)
         if jti_fallback not in JTI_FALLBACKS:
@@ -148,7 +165,7 @@ class Settings:
             audit_patient_id=audit_patient_id,
             audit_secret=audit_secret,
             snooze_reasons=parse_snooze_reasons(snooze) if snooze else defaults.snooze_reasons,
-            log_level=log_level,
+            log_level=level,
             db_timeout_s=number("SPINEHIP_DB_TIMEOUT", defaults.db_timeout_s),
             journal_dir=path("SPINEHIP_JOURNAL_DIR", defaults.journal_dir),
             journal_max_bytes=int(number("SPINEHIP_JOURNAL_MAX_BYTES", defaults.journal_max_bytes, int)),

@@ -9,7 +9,6 @@ runs can share a public server without overwriting each other's patients.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -20,12 +19,11 @@ from typing import Any
 
 import requests
 
-from service.config import Settings
+from service.config import FHIR_TOKEN_ENV, Settings, fhir_token
 from service.engine.binding import FHIR_ID
 from service.fhir_spec import FHIR_JSON
 from service.fixtures import FixtureError, load_bundle
 
-TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
 _SUFFIX = re.compile(r"^[A-Za-z0-9\-.]{1,24}$")
 
 
@@ -227,7 +225,7 @@ def load_fixtures(
 
 
 def _run_load(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = fhir_token(args.token)
     try:
         fixtures_dir = args.fixtures or Settings.from_env().fixtures_dir
     except ValueError as exc:
@@ -277,7 +275,7 @@ def register(subparsers: Any) -> None:
     load.add_argument(
         "--token",
         metavar="T",
-        help=f"bearer token for the FHIR server (default: ${TOKEN_ENV}; prefer the variable)",
+        help=f"bearer token for the FHIR server (default: ${FHIR_TOKEN_ENV}; prefer the variable)",
     )
     load.add_argument(
         "--fixtures",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.config import Settings
+from service.config import FHIR_TOKEN_ENV, Settings, fhir_token
 from service.engine.dates import instant_or_now
 from service.impact.progress import ProgressBar
 from service.impact.replay import DEFAULT_PARTITION, ENGINES, load_workload, replay
@@ -22,13 +22,11 @@ from service.impact.report import render_json, render_text
 from service.impact.sources import DEMO, open_source
 from service.yamlsource import ConfigFileError
 
-TOKEN_ENV = "SPINEHIP_FHIR_TOKEN"
-
 
 def _token(args: argparse.Namespace) -> str | None:
     if args.fhir_token_file:
         return Path(args.fhir_token_file).read_text(encoding="utf-8").strip() or None
-    return os.environ.get(TOKEN_ENV) or None
+    return fhir_token(None)
 
 
 def _impact(args: argparse.Namespace) -> int:
@@ -95,9 +93,9 @@ def register(rules_subparsers: Any) -> None:
                      help="the changed rule set (default: SPINEHIP_RULES_DIR or the bundled rules/)")
     cmd.add_argument("--patients", default=DEMO, metavar="SOURCE",
                      help="`demo` (default), a directory of FHIR Bundles, a directory of Bulk FHIR "
-                          "NDJSON files, or a FHIR base URL (token from $" + TOKEN_ENV + ")")
+                          "NDJSON files, or a FHIR base URL (token from $" + FHIR_TOKEN_ENV + ")")
     cmd.add_argument("--fhir-token-file", metavar="FILE",
-                     help="read the FHIR server's bearer token from FILE instead of $" + TOKEN_ENV)
+                     help="read the FHIR server's bearer token from FILE instead of $" + FHIR_TOKEN_ENV)
     cmd.add_argument("--at", help="evaluation time, ISO 8601 (default: now); the same for both sets")
     cmd.add_argument("--hooks", type=Path, help="services directory (default: the bundled hooks/)")
     cmd.add_argument("--fixtures", type=Path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import Settings
+from service.config import Settings, fhir_token
 
 
 def test_empty_environment_gives_the_embedded_development_defaults():
@@ -80,3 +80,11 @@ def test_values_are_read_and_normalised():
     assert settings.rules_watch_s == 0
     assert settings.fhir_deadline_s == 2.5
 
+
+
+def test_a_commands_fhir_token_is_the_one_given_else_the_environments():
+    env = {"SPINEHIP_FHIR_TOKEN": "from-env"}
+    assert fhir_token("given", env) == "given"
+    assert fhir_token(None, env) == "from-env"
+    assert fhir_token(None, {}) is None
+    assert fhir_token("", {"SPINEHIP_FHIR_TOKEN": ""}) is None
