@@ -31,6 +31,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from service import metrics_dir
 from service.engine.binding import EXCLUSION_REASONS, UNREADABLE
 from service.fhir_spec import R4_RESOURCE_TYPES
 
@@ -175,7 +176,7 @@ def count_rule_reload(*, success: bool) -> None:
 
 def exposition() -> bytes:
     """Every worker's samples when running multiprocess, this process's otherwise."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(metrics_dir.ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

@@ -14,10 +14,11 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
 from service.config import Settings
+from service.engine.dates import parse_instant
 from service.store import DecisionActivity, FeedbackActivity, Store
 
 TOP_REASONS = 3
@@ -143,12 +144,11 @@ def write_csv(summaries: Sequence[RuleSummary], out: TextIO) -> None:
 def since_argument(raw: str) -> datetime:
     """``2026-11-01`` (midnight UTC) or a full ISO 8601 time."""
     try:
-        moment = datetime.fromisoformat(raw)
+        return parse_instant(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a date like 2026-11-01 or an ISO 8601 time, not {raw!r}"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.cards import PAMA_RATING_URL
+from service.engine.codes import CPT, LOINC, SNOMED
 
-SYSTEM_NAMES = {
-    "http://www.ama-assn.org/go/cpt": "CPT",
-    "http://loinc.org": "LOINC",
-    "http://snomed.info/sct": "SNOMED",
-}
+SYSTEM_NAMES = {CPT: "CPT", LOINC: "LOINC", SNOMED: "SNOMED"}
 PAMA_ROW = "PAMA rating"
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.cli import main
-from service.report import percentile
+from service.report import percentile, since_argument
 from service.store import DecisionRecord, Store
 from tests.support.store_records import OFFERED_REASONS, SUGGESTION, feedback_item, invocation, send
 
@@ -105,6 +105,12 @@ def test_database_without_tables_is_a_clear_error(tmp_path, capsys, monkeypatch)
     code, _, err = run_report(capsys, monkeypatch, f"sqlite:///{tmp_path / 'empty.db'}")
     assert code == 2
     assert "no audit tables" in err
+
+
+@pytest.mark.parametrize("raw", ["2026-11-01", "2026-11-01T00:00:00Z", "2026-11-01T02:00:00+02:00",
+                                 " 2026-11-01T00:00 "])
+def test_since_is_read_as_every_other_instant_naive_meaning_utc(raw) -> None:
+    assert since_argument(raw) == datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_bad_since_is_a_usage_error(capsys, monkeypatch) -> None:
