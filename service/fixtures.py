@@ -172,11 +172,6 @@ def _patient_files(folder: str, _mtime_ns: int) -> dict[str, Path]:
     return out
 
 
-def demo_patient_ids(fixtures_dir: str | Path) -> list[str]:
-    """Ids of the Patients the development server can serve as demo patients."""
-    return sorted(demo_patient_files(fixtures_dir))
-
-
 def demo_resources(
     fixtures_dir: str | Path, patient_id: str, now: datetime
 ) -> list[dict[str, Any]] | None:

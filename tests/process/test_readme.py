@@ -70,7 +70,7 @@ def test_the_service_ids_shown_are_the_real_ones() -> None:
 def test_three_demo_patients_are_shown_and_each_is_answered_with_a_card(server) -> None:
     shown = demo_ids_shown()
     assert len(shown) == 3
-    assert set(shown) <= set(fixtures.demo_patient_ids(PROJECT_ROOT / "fixtures"))
+    assert set(shown) <= set(fixtures.demo_patient_files(PROJECT_ROOT / "fixtures"))
     for patient_id in shown:
         body = {"hook": "patient-view", "hookInstance": "5b6e7a0c-1d2e-4f3a-9b8c-7d6e5f4a3b2c",
                 "context": {"userId": "Practitioner/demo", "patientId": patient_id}}

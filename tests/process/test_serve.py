@@ -46,7 +46,7 @@ def test_served_fixture_request_gets_a_valid_response(server, path):
 
 def test_demo_patient_is_answered_without_prefetch_or_fhir_server(server):
     """What a clinician trying the service sees: a demo patient id alone is enough."""
-    patient_id = fixtures.demo_patient_ids(PROJECT_ROOT / "fixtures")[0]
+    patient_id = sorted(fixtures.demo_patient_files(PROJECT_ROOT / "fixtures"))[0]
     body = {
         "hook": "patient-view",
         "hookInstance": "0d6f6c1e-9d7b-4c3a-8f1e-2b3c4d5e6f70",
