@@ -16,11 +16,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.config import PROJECT_ROOT
 from tests.support.processes import RunningServer, ServerUnavailable, free_port, start
 
-ROOT = Path(__file__).resolve().parents[2]
-INSTALLER = ROOT / "scripts" / "fhir-server-venv.sh"
-DEFAULT_VENV = ROOT / ".fhir-venv"
+INSTALLER = PROJECT_ROOT / "scripts" / "fhir-server-venv.sh"
+DEFAULT_VENV = PROJECT_ROOT / ".fhir-venv"
 INSTALL_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 60.0
 

@@ -18,16 +18,15 @@ from fhir_server_process import LocalFhirServer
 from ruamel.yaml import YAML
 
 from service.cli import build_parser, main
-from service.config import Settings
+from service.config import PROJECT_ROOT, Settings
 from tests.support.app import make_app
 
-ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = ("spinehip", "hapi", "postgres")
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
+    return YAML(typ="safe").load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ def services(compose: dict) -> dict:
 @pytest.fixture(scope="module")
 def dockerfile() -> str:
     # Join continuation lines so each instruction is one line.
-    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
 
 
 def _instructions(dockerfile: str, name: str) -> list[str]:
@@ -142,14 +141,14 @@ def test_image_runs_spinehip_serve_as_a_non_root_user(dockerfile: str) -> None:
 def test_dockerignore_keeps_everything_the_image_copies(dockerfile: str) -> None:
     ignored = {
         line.strip().rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     copied = [shlex.split(i)[:-1] for i in _instructions(dockerfile, "COPY")]
     for sources in copied:
         for source in sources:
             assert source not in ignored, source
-            assert (ROOT / source).exists(), source
+            assert (PROJECT_ROOT / source).exists(), source
 
 
 def _settings_or_refusal(env: dict[str, str]) -> Settings | str:
@@ -215,7 +214,7 @@ def test_loader_command_loads_every_fixture_in_the_container_environment(
 
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    patients = sorted((ROOT / "fixtures" / "patients").glob("*.json"))
+    patients = sorted((PROJECT_ROOT / "fixtures" / "patients").glob("*.json"))
     assert f"{len(patients)} patient Bundles loaded" in out
 
 
@@ -250,10 +249,10 @@ def test_the_dependency_list_the_image_installs_is_pyprojects(dockerfile: str, t
     import sys
     import tomllib
 
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
     printed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                              text=True, check=True, timeout=60).stdout.split("\n")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     assert [p for p in printed if p] == project["dependencies"]
 
 
@@ -267,12 +266,12 @@ def test_the_service_is_installed_not_editable_as_a_numeric_user(dockerfile: str
 def test_docker_and_the_make_venv_install_from_one_constraints_file(dockerfile: str) -> None:
     import tomllib
 
-    pins = _pinned(ROOT / "constraints.txt")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pinned(PROJECT_ROOT / "constraints.txt")
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     wanted = [r for extra in project["optional-dependencies"].values() for r in extra]
     wanted = [r for r in project["dependencies"] + wanted if _canonical(r) != project["name"]]
     assert not [r for r in wanted if _canonical(r) not in pins], "pin them: make constraints"
-    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
+    assert "-c constraints.txt" in (PROJECT_ROOT / "Makefile").read_text()
     from importlib.metadata import version
 
     for requirement in project["dependencies"]:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from service.config import PACKAGE_DIR
 from service.security.trust import load_trust_config
 from service.yamlsource import ConfigFileError
 from tests.support.security import FIXTURES, ISSUER
 
-SANDBOX_FILE = Path(__file__).parents[2] / "service" / "security" / "sandbox-trusted-clients.yaml"
+SANDBOX_FILE = PACKAGE_DIR / "security" / "sandbox-trusted-clients.yaml"
 
 
 def errors_of(path: Path, production: bool) -> list[str]:
