@@ -98,6 +98,12 @@ class RuleSet:
         return {}
 
     @cached_property
+    def concept_verdicts(self) -> dict[tuple[object, ...], bool]:
+        """Memo of the normaliser: does a code concept, as written, surely name nothing a rule
+        uses (no code in a value set, no finding named by its text)? Filled as they are seen."""
+        return {}
+
+    @cached_property
     def texts(self) -> tuple[str, ...]:
         """Lower-case phrases that name a finding in a record with no usable code."""
         return tuple(sorted(c for s, c in self.code_index if s == TEXT))

@@ -47,7 +47,7 @@ ORDER_IGNORED = frozenset({"entered-in-error", "revoked"})
 STATUS_MISSING = "status missing"
 UNCODED = "uncoded"
 STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
-MAX_VERDICTS = 100_000  # codings remembered per rule set; beyond that, computed each time
+MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond that, computed each time
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "Condition": ("onsetDateTime", "onsetPeriod", "onsetString", "onsetAge", "onsetRange",
@@ -163,17 +163,13 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)))
 
 
-@lru_cache(maxsize=8192)
-def _text_names_phrase(phrases: tuple[str, ...], text: str) -> bool:
-    return _phrase_pattern(phrases).search(text.lower()) is not None
-
-
 def _names_phrase(concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
-    """Does a code's text or any display name a finding? (An EHR repeats its local codes.)"""
+    """Does a code's text or any display name a finding?"""
     if not ruleset.texts:
         return False
+    pattern = _phrase_pattern(ruleset.texts)
     texts = [c.get("display") for c in concept.get("coding") or ()] + [concept.get("text")]
-    return any(type(t) is str and _text_names_phrase(ruleset.texts, t) for t in texts)
+    return any(type(t) is str and pattern.search(t.lower()) is not None for t in texts)
 
 
 def _texts(concept: Any) -> list[str]:
@@ -348,6 +344,44 @@ def _indexed(coding: Any, ruleset: RuleSet) -> bool | None:
     return verdict
 
 
+def _concept_names_nothing(concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
+    """True when none of a code's codings (written however) is one a rule uses, and, unless one
+    of them is a standard code, neither its text nor any display names a finding.
+
+    Remembered per concept as written, every coding's system, code and display and the text
+    (an EHR repeats its "Heart rate" rows): the verdict depends on nothing else. A concept with
+    a part that is not a plain JSON value is not remembered and not judged here.
+    """
+    found = concept.get("coding")
+    if type(found) is not list or not found:
+        return False
+    parts = [concept.get("text")]
+    for coding in found:
+        if type(coding) is not dict:
+            return False
+        parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+    key = tuple(parts)
+    memo = ruleset.concept_verdicts
+    try:
+        verdict = memo.get(key)
+    except TypeError:  # an object or a list where a string belongs: the full path reports it
+        return False
+    if verdict is None:
+        verdict = _judge_concept(found, concept, ruleset)
+        if len(memo) < MAX_VERDICTS:
+            memo[key] = verdict
+    return verdict
+
+
+def _judge_concept(found: list[Any], concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
+    standard = False
+    for coding in found:
+        if _indexed(coding, ruleset) is not False:
+            return False
+        standard = standard or canonical_system(coding["system"]) in STANDARD_SYSTEMS
+    return standard or not _names_phrase(concept, ruleset)
+
+
 def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
     """Fast path for most of a record: a plain coded resource none of whose codes (written
     however) a rule uses, whose text names no finding, with no component, contained resource
@@ -356,16 +390,8 @@ def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
     Anything unusual returns False and takes the full path, which reports it.
     """
     concept = resource.get("code")
-    if type(concept) is not dict or "component" in resource or "contained" in resource:
-        return False
-    found = concept.get("coding")
-    if type(found) is not list or not found:
-        return False
-    for coding in found:
-        if _indexed(coding, ruleset) is not False:
-            return False
-    if not any(canonical_system(c["system"]) in STANDARD_SYSTEMS for c in found) \
-            and _names_phrase(concept, ruleset):
+    if type(concept) is not dict or "component" in resource or "contained" in resource \
+            or not _concept_names_nothing(concept, ruleset):
         return False
     value = resource.get("valueCodeableConcept")
     if type(value) is not dict:
