@@ -95,6 +95,8 @@ def answer_hook(
         degraded.append(f"snoozes not applied: {exc}")
     data = resolve_prefetch(service, request, source)
     started = time.perf_counter()
+    # Every resource is already bound to the context patient (subject and type) by
+    # resolve_prefetch, whatever its source: the engine is not asked to check each one again.
     evaluation = evaluate(
         ruleset,
         data.resources,
@@ -102,7 +104,6 @@ def answer_hook(
         hook=request.hook,
         draft_orders=request.draft_orders,
         selections=request.selections,
-        patient_id=request.patient_id,
         silenced=silenced,
     )
     rendered = render(evaluation, patient_id=request.patient_id)
