@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from service.store.policy import AuditPolicy
@@ -181,7 +181,7 @@ def write_feedback(
         override = item.get("overrideReason") or {}
         reason = override.get("reason") or {}
         new = connection.execute(
-            insert_once(connection, feedback, "dedup_key").returning(feedback.c.id),
+            insert_once(connection, feedback, "dedup_key", "id"),
             {
                 "dedup_key": _feedback_key(card_uuid, outcome, outcome_at, suggestions),
                 "received_at": received_at,
@@ -221,16 +221,19 @@ def write_feedback(
     return FeedbackReceipt(received=len(items), stored=stored, refused=tuple(refused))
 
 
+# Built once: the look-up runs on every hook call, and building the statement cost more than running it.
+_SNOOZED = select(Snooze.rule_id).where(
+    Snooze.patient_key == bindparam("patient_key"),
+    Snooze.issuer == bindparam("issuer"),
+    Snooze.tenant == bindparam("tenant"),
+    Snooze.until > bindparam("now"),
+)
+
+
 def snoozed_rules(
     connection: Connection, patient_key: str, issuer: str | None, tenant: str | None, now: datetime
 ) -> set[str]:
     """Rule ids this client's clinicians snoozed for this patient, still running at ``now``."""
-    rows = connection.execute(
-        select(Snooze.rule_id).where(
-            Snooze.patient_key == patient_key,
-            Snooze.issuer == (issuer or ""),
-            Snooze.tenant == (tenant or ""),
-            Snooze.until > now,
-        )
-    )
+    rows = connection.execute(_SNOOZED, {"patient_key": patient_key, "issuer": issuer or "",
+                                         "tenant": tenant or "", "now": now})
     return set(rows.scalars())

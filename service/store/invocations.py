@@ -34,7 +34,7 @@ def _insert(
         raise ValueError("the store stamps a record's time before writing it")
     invocations, decisions = Invocation.__table__, Decision.__table__
     invocation_id = connection.execute(
-        insert_once(connection, invocations, "audit_key").returning(invocations.c.id),
+        insert_once(connection, invocations, "audit_key", "id"),
         {
             "audit_key": key,
             "at": record.at,

@@ -22,7 +22,7 @@ def remember_jti(engine: Engine, jti: str, expires_at: datetime) -> bool:
         connection.execute(delete(tokens).where(tokens.c.expires_at <= datetime.now(UTC)))
     with engine.begin() as connection:
         inserted = connection.execute(
-            insert_once(connection, tokens, "jti").returning(tokens.c.jti),
+            insert_once(connection, tokens, "jti", "jti"),
             {"jti": hashlib.sha256(jti.encode()).hexdigest(), "expires_at": expires_at},
         ).first()
     return inserted is not None
