@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,26 +13,38 @@ from service.security.json_limits import json_too_deep
 OUTCOMES = ("accepted", "overridden")
 #: Items one feedback request may carry; an EHR reports a handful of cards at a time.
 MAX_FEEDBACK_ITEMS = 100
+MAX_COMMENT_CHARS = 2000
+#: A FHIR instant: to the second at least, with a time zone (openapi.yaml states the same pattern).
+INSTANT = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?"
+                     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)")
+
+
+def _text(value: Any, where: str) -> str:
+    """A string with something in it (a uuid, a code)."""
+    if not isinstance(value, str) or not value.strip():
+        raise CdsError(400, f"`{where}` must be a non-empty string", field=where)
+    return value
 
 
 def _timestamp(value: Any, where: str) -> str:
-    if not isinstance(value, str):
+    if value is None:
         raise CdsError(400, f"`{where}` is required (an ISO 8601 instant)", field=where, code="required")
+    if not isinstance(value, str) or not INSTANT.fullmatch(value):
+        raise CdsError(400, f"`{where}` must be an instant to the second with a time zone "
+                            "(e.g. `2026-03-01T10:15:00Z`)", field=where)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise CdsError(400, f"`{where}` is not an ISO 8601 instant", field=where) from None
-    if parsed.tzinfo is None:
-        raise CdsError(400, f"`{where}` needs a time zone (e.g. `Z`)", field=where)
+        raise CdsError(400, f"`{where}` is not a real date and time", field=where) from None
     return value
 
 
 def _item(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise CdsError(400, f"`{where}` must be an object", field=where)
-    card = raw.get("card")
-    if not isinstance(card, str) or not card.strip():
+    if raw.get("card") is None:
         raise CdsError(400, f"`{where}.card` must be the card uuid", field=f"{where}.card", code="required")
+    card = _text(raw["card"], f"{where}.card")
     outcome = raw.get("outcome")
     if outcome not in OUTCOMES:
         raise CdsError(400, f"`{where}.outcome` must be accepted or overridden", field=f"{where}.outcome")
@@ -40,28 +53,28 @@ def _item(raw: Any, where: str) -> dict[str, Any]:
         "outcome": outcome,
         "outcomeTimestamp": _timestamp(raw.get("outcomeTimestamp"), f"{where}.outcomeTimestamp"),
     }
-    accepted = raw.get("acceptedSuggestions")
+    # Each outcome has its own member; the other's is a contradiction, not noise to drop.
+    for member, only_for in (("acceptedSuggestions", "accepted"), ("overrideReason", "overridden")):
+        if member in raw and outcome != only_for:
+            raise CdsError(400, f"`{where}.{member}` is only for {only_for} cards", field=f"{where}.{member}")
     if outcome == "accepted":
-        if not isinstance(accepted, list) or not accepted:
-            raise CdsError(
-                400,
-                f"`{where}.acceptedSuggestions` is required when the outcome is accepted",
-                field=f"{where}.acceptedSuggestions",
-                code="required",
-            )
-        for i, suggestion in enumerate(accepted):
-            if not isinstance(suggestion, dict) or not isinstance(suggestion.get("id"), str):
-                field = f"{where}.acceptedSuggestions[{i}].id"
-                raise CdsError(400, f"`{field}` must be the suggestion uuid", field=field)
-        item["acceptedSuggestions"] = [{"id": s["id"]} for s in accepted]
-    reason = raw.get("overrideReason")
-    if reason is not None:
-        if outcome != "overridden":
-            raise CdsError(
-                400, f"`{where}.overrideReason` is only for overridden cards", field=f"{where}.overrideReason"
-            )
-        item["overrideReason"] = _override_reason(reason, f"{where}.overrideReason")
+        item["acceptedSuggestions"] = _accepted(raw.get("acceptedSuggestions"),
+                                                f"{where}.acceptedSuggestions")
+    if raw.get("overrideReason") is not None:
+        item["overrideReason"] = _override_reason(raw["overrideReason"], f"{where}.overrideReason")
     return item
+
+
+def _accepted(accepted: Any, where: str) -> list[dict[str, str]]:
+    if not isinstance(accepted, list) or not accepted:
+        raise CdsError(400, f"`{where}` is required when the outcome is accepted", field=where,
+                       code="required")
+    for i, suggestion in enumerate(accepted):
+        if not isinstance(suggestion, dict):
+            raise CdsError(400, f"`{where}[{i}]` must be an object with the suggestion's id",
+                           field=f"{where}[{i}]")
+        _text(suggestion.get("id"), f"{where}[{i}].id")
+    return [{"id": s["id"]} for s in accepted]
 
 
 def _override_reason(reason: Any, where: str) -> dict[str, Any]:
@@ -71,22 +84,20 @@ def _override_reason(reason: Any, where: str) -> dict[str, Any]:
     coding = reason.get("reason")
     if coding is not None:
         # The sandbox sends only code and system; display is not required here (FB-07).
-        if (
-            not isinstance(coding, dict)
-            or not isinstance(coding.get("code"), str)
-            or not isinstance(coding.get("system"), str)
-        ):
-            raise CdsError(
-                400, f"`{where}.reason` must be a Coding with system and code", field=f"{where}.reason"
-            )
-        out["reason"] = {
-            k: coding[k] for k in ("system", "code", "display") if isinstance(coding.get(k), str)
-        }
+        if not isinstance(coding, dict):
+            raise CdsError(400, f"`{where}.reason` must be a Coding with system and code",
+                           field=f"{where}.reason")
+        out["reason"] = {k: _text(coding.get(k), f"{where}.reason.{k}") for k in ("system", "code")}
+        if coding.get("display") is not None:
+            out["reason"]["display"] = _text(coding["display"], f"{where}.reason.display")
     comment = reason.get("userComment")
     if comment is not None:
         if not isinstance(comment, str):
             raise CdsError(400, f"`{where}.userComment` must be a string", field=f"{where}.userComment")
-        out["userComment"] = comment[:2000]
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise CdsError(400, f"`{where}.userComment` is longer than {MAX_COMMENT_CHARS} characters",
+                           field=f"{where}.userComment")
+        out["userComment"] = comment
     if not out:
         raise CdsError(400, f"`{where}` needs a `reason` or a `userComment`", field=where)
     return out

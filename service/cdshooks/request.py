@@ -20,6 +20,8 @@ from service.engine.binding import FHIR_ID, REFERENCE
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: An absolute http(s) URL with a host and no white space (openapi.yaml states the same pattern).
+FHIR_SERVER = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 MAX_DEPTH = DEFAULT_MAX_DEPTH
 MAX_URL_CHARS = 2048
 MAX_DRAFT_ORDERS = 500
@@ -86,34 +88,27 @@ def _string(body: Mapping[str, Any], name: str, where: str = "") -> str:
 
 
 def _authorization(value: Any) -> FhirAuthorization:
+    """CDS Hooks 2.0 §Passing the Access Token: five members required, ``patient`` optional;
+    members it does not define are ignored (an OAuth token answer may carry more)."""
+    where = "fhirAuthorization."
     if not isinstance(value, dict):
         raise CdsError(400, "`fhirAuthorization` must be an object", field="fhirAuthorization")
-    token = _string(value, "access_token", "fhirAuthorization.")
-    token_type = value.get("token_type", "Bearer")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise CdsError(
-            400, "`fhirAuthorization.token_type` must be `Bearer`", field="fhirAuthorization.token_type"
-        )
+    token = _string(value, "access_token", where)
+    if _string(value, "token_type", where).lower() != "bearer":  # RFC 6749: case-insensitive
+        raise CdsError(400, "`fhirAuthorization.token_type` must be `Bearer`", field=f"{where}token_type")
     expires_in = value.get("expires_in")
-    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)):
-        raise CdsError(
-            400,
-            "`fhirAuthorization.expires_in` must be an integer",
-            field="fhirAuthorization.expires_in",
-        )
-    for name in ("scope", "subject", "patient"):
-        if value.get(name) is not None and not isinstance(value[name], str):
-            raise CdsError(
-                400, f"`fhirAuthorization.{name}` must be a string", field=f"fhirAuthorization.{name}"
-            )
-    return FhirAuthorization(
-        access_token=token,
-        token_type="Bearer",
-        scope=value.get("scope"),
-        subject=value.get("subject"),
-        patient=value.get("patient"),
-        expires_in=expires_in,
-    )
+    if expires_in is None:
+        raise CdsError(400, "`fhirAuthorization.expires_in` is required", field=f"{where}expires_in",
+                       code="required")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0:
+        raise CdsError(400, "`fhirAuthorization.expires_in` must be a whole number of seconds (0 or more)",
+                       field=f"{where}expires_in")
+    scope, subject = _string(value, "scope", where), _string(value, "subject", where)
+    patient = value.get("patient")
+    if patient is not None and (not isinstance(patient, str) or not FHIR_ID.fullmatch(patient)):
+        raise CdsError(400, "`fhirAuthorization.patient` must be a bare FHIR id", field=f"{where}patient")
+    return FhirAuthorization(access_token=token, token_type="Bearer", scope=scope, subject=subject,
+                             patient=patient, expires_in=expires_in)
 
 
 def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -124,7 +119,8 @@ def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise CdsError(400, "`context.draftOrders` must be a FHIR Bundle", field="context.draftOrders")
-    entries = bundle.get("entry") or []
+    entries = bundle.get("entry")
+    entries = [] if entries is None else entries
     if not isinstance(entries, list):
         raise CdsError(400, "`context.draftOrders.entry` must be an array", field="context.draftOrders.entry")
     if len(entries) > MAX_DRAFT_ORDERS:
@@ -213,12 +209,10 @@ def _context(body: dict[str, Any], hook: str) -> dict[str, Any]:
 def _fhir_access(body: dict[str, Any]) -> tuple[str | None, FhirAuthorization | None]:
     """``fhirServer`` (without a trailing slash) and the access token that goes with it."""
     fhir_server = body.get("fhirServer")
-    if fhir_server is not None and (
-        not isinstance(fhir_server, str) or not fhir_server.startswith(("http://", "https://"))
-    ):
-        raise CdsError(400, "`fhirServer` must be an absolute http(s) URL", field="fhirServer")
-    if fhir_server is not None and len(fhir_server) > MAX_URL_CHARS:
+    if isinstance(fhir_server, str) and len(fhir_server) > MAX_URL_CHARS:
         raise CdsError(400, f"`fhirServer` is longer than {MAX_URL_CHARS} characters", field="fhirServer")
+    if fhir_server is not None and not (isinstance(fhir_server, str) and FHIR_SERVER.fullmatch(fhir_server)):
+        raise CdsError(400, "`fhirServer` must be an absolute http(s) URL with a host", field="fhirServer")
     authorization = None
     if body.get("fhirAuthorization") is not None:
         if fhir_server is None:
@@ -243,14 +237,31 @@ def _orders(context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return orders, skipped
 
 
+def _prefetch(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Each value a FHIR resource (a Bundle, an OperationOutcome for a failed query) or null."""
+    prefetch = body.get("prefetch")
+    if prefetch is None:
+        return None
+    if not isinstance(prefetch, dict):
+        raise CdsError(400, "`prefetch` must be an object", field="prefetch")
+    for key, value in prefetch.items():
+        if value is not None and not (isinstance(value, dict) and isinstance(value.get("resourceType"), str)
+                                      and value["resourceType"]):
+            where = f"prefetch.{echo(key)}"
+            raise CdsError(400, f"`{where}` must be a FHIR resource or null", field=where)
+    return prefetch
+
+
 def parse_hook_request(body: Any, service: CdsService) -> HookRequest:
-    """Validate a decoded request body against CDS Hooks 2.0 and the service's hook."""
+    """Validate a decoded request body against CDS Hooks 2.0 and the service's hook.
+
+    Members CDS Hooks 2.0 does not define are ignored, as are unknown extensions (REQ-09)."""
     hook, hook_instance = _envelope(body, service)
     context = _context(body, hook)
     fhir_server, authorization = _fhir_access(body)
-    prefetch = body.get("prefetch")
-    if prefetch is not None and not isinstance(prefetch, dict):
-        raise CdsError(400, "`prefetch` must be an object", field="prefetch")
+    prefetch = _prefetch(body)
+    if body.get("extension") is not None and not isinstance(body["extension"], dict):
+        raise CdsError(400, "`extension` must be an object", field="extension")
     orders, skipped = _orders(context)
     return HookRequest(
         hook=hook,

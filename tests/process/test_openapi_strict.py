@@ -35,7 +35,11 @@ from ruamel.yaml import YAML
 
 from service import fixtures
 from service.app import create_app
+from service.cdshooks import feedback as fb
+from service.cdshooks import request as rq
 from service.config import PROJECT_ROOT, Settings
+from service.engine.binding import FHIR_ID, REFERENCE
+from service.engine.hooks import HOOKS
 from tests.support.processes import running, spinehip_env, start_spinehip
 
 OPENAPI = YAML(typ="safe").load((PROJECT_ROOT / "openapi.yaml").read_text())
@@ -404,3 +408,298 @@ def test_strict_schemas_close_every_object() -> None:
     schema = strict(copy.deepcopy(OPENAPI["components"]["schemas"]["Readiness"]))
     assert schema["additionalProperties"] is False
     assert schema["properties"]["rules"]["additionalProperties"] is False
+
+
+# --- Request bodies: each constraint the schemas declare is one the server enforces -----------
+
+#: Keywords that refuse a value (descriptions and `additionalProperties: true` refuse nothing).
+REFUSING = ("type", "enum", "pattern", "format", "maxLength", "minLength", "minimum", "maxItems",
+            "minItems", "required", "not", "anyOf")
+
+
+def constraints(name: str) -> set[str]:
+    """``Schema.member:keyword`` for each refusing keyword of a request schema and of the schemas
+    it uses, each schema counted once however often it is used. The branches of a ``oneOf`` are
+    named by the value that selects them (``OrderSelect|order-select``); what a ``not`` or an
+    ``anyOf`` holds is one constraint, the keyword's own."""
+    found: set[str] = set()
+    seen = {name}
+
+    def walk(node: dict[str, Any], where: str) -> None:
+        if "$ref" in node:
+            target = node["$ref"].removeprefix("#/components/schemas/")
+            if target not in seen:
+                seen.add(target)
+                walk(OPENAPI["components"]["schemas"][target], target)
+            return
+        for keyword in REFUSING:
+            if keyword == "required":
+                found.update(f"{where}:required:{member}" for member in node.get("required", ()))
+            elif keyword in node:
+                found.add(f"{where}:{keyword}")
+        for member, sub in node.get("properties", {}).items():
+            walk(sub, f"{where}.{member}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict) and node[key]:
+                walk(node[key], f"{where}[{key}]")
+        for branch in node.get("oneOf", ()):
+            selector = next(k for k, v in branch["properties"].items() if set(v) == {"enum"})
+            label = branch["properties"][selector]["enum"][0]
+            rest = {**branch, "properties": {k: v for k, v in branch["properties"].items() if k != selector}}
+            walk(rest, f"{where}|{label}")
+
+    walk(OPENAPI["components"]["schemas"][name], name)
+    return found
+
+
+DROP = object()  # a member removed from the body
+
+
+@dataclass(frozen=True)
+class Violation:
+    constraint: str  # as ``constraints`` names it
+    base: str  # which conforming request it starts from (``bases``)
+    field: str | None  # the member the OperationOutcome must name (None: the body as a whole)
+    bad: dict[str, Any]  # member path -> value (or DROP) that breaks the constraint
+    twin: dict[str, Any] = field(default_factory=dict)  # what the conforming twin adds to the base
+    status: int = 400
+
+
+def at(body: Any, path: str, value: Any) -> Any:
+    """``body`` with the member at ``path`` (``a.b[0].c``; ``""`` the body itself) set or dropped."""
+    if not path:
+        return value
+    body = copy.deepcopy(body)
+    parts = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+    node = body
+    for part in parts[:-1]:
+        node = node[part]
+    if value is DROP:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return body
+
+
+def patched(body: Any, changes: dict[str, Any]) -> Any:
+    for path, value in changes.items():
+        body = at(body, path, value)
+    return body
+
+
+AUTH = {"access_token": "opaque-access-token", "token_type": "Bearer", "expires_in": 300,
+        "scope": "patient/*.read", "subject": "spinehip-cds", "patient": "early-sciatica"}
+WITH_AUTH = {"fhirServer": "http://127.0.0.1:9/fhir", "fhirAuthorization": AUTH}
+ENCOUNTER = {"context.encounterId": "enc-1"}
+ACCEPTED = {"feedback[0].outcome": "accepted", "feedback[0].acceptedSuggestions": [{"id": "s-1"}]}
+REASON = {"feedback[0].overrideReason": {"reason": {"system": "http://example.org/reasons",
+                                                    "code": "other", "display": "Other"},
+                                         "userComment": "seen by the team"}}
+CONTEXT_TYPES = {"PatientViewContext": "pv", "EncounterStartContext": "es", "OrderSelectContext": "os",
+                 "OrderSignContext": "sign"}
+
+VIOLATIONS = [
+    Violation("HookRequest:type", "pv", None, {"": ["not", "an", "object"]}),
+    *(Violation(f"HookRequest:required:{m}", "pv", m, {m: DROP}) for m in ("hook", "hookInstance",
+                                                                           "context")),
+    Violation("HookRequest.hook:type", "pv", "hook", {"hook": 7}),
+    Violation("HookRequest.hook:enum", "pv", "hook", {"hook": "patient-vue"}),
+    Violation("HookRequest.hookInstance:type", "pv", "hookInstance", {"hookInstance": 7}),
+    Violation("HookRequest.hookInstance:pattern", "pv", "hookInstance", {"hookInstance": "instance-1"}),
+    Violation("HookRequest.hookInstance:format", "pv", "hookInstance",
+              {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2e"}),
+    Violation("HookRequest.fhirServer:type", "pv", "fhirServer", {"fhirServer": 7}, WITH_AUTH),
+    Violation("HookRequest.fhirServer:maxLength", "pv", "fhirServer",
+              {"fhirServer": "http://127.0.0.1:9/" + "f" * 2048}, WITH_AUTH),
+    Violation("HookRequest.fhirServer:pattern", "pv", "fhirServer", {"fhirServer": "http:///fhir"},
+              WITH_AUTH),
+    Violation("HookRequest:anyOf", "pv", "fhirServer", {"fhirServer": DROP}, WITH_AUTH),
+    Violation("HookRequest.context:type", "pv", "context", {"context": "Patient/early-sciatica"}),
+    Violation("HookRequest.prefetch:type", "pv", "prefetch", {"prefetch": []}),
+    Violation("HookRequest.prefetch[additionalProperties]:type", "pv", "prefetch.patient",
+              {"prefetch.patient": "Patient/early-sciatica"}),
+    Violation("HookRequest.prefetch[additionalProperties]:required:resourceType", "pv", "prefetch.patient",
+              {"prefetch.patient.resourceType": DROP}),
+    Violation("HookRequest.prefetch[additionalProperties].resourceType:type", "pv", "prefetch.patient",
+              {"prefetch.patient.resourceType": ["Patient"]}),
+    Violation("HookRequest.prefetch[additionalProperties].resourceType:minLength", "pv", "prefetch.patient",
+              {"prefetch.patient.resourceType": ""}),
+    Violation("HookRequest.extension:type", "pv", "extension", {"extension": "org.example"},
+              {"extension": {"org.example.trace": {"id": "t-1"}}}),
+    Violation("FhirAuthorization:type", "pv", "fhirAuthorization", {"fhirAuthorization": "Bearer x"},
+              WITH_AUTH),
+    *(Violation(f"FhirAuthorization:required:{m}", "pv", f"fhirAuthorization.{m}",
+                {f"fhirAuthorization.{m}": DROP}, WITH_AUTH)
+      for m in ("access_token", "token_type", "expires_in", "scope", "subject")),
+    *(Violation(f"FhirAuthorization.{m}:type", "pv", f"fhirAuthorization.{m}",
+                {f"fhirAuthorization.{m}": ["x"]}, WITH_AUTH)
+      for m in ("access_token", "token_type", "expires_in", "scope", "subject", "patient")),
+    *(Violation(f"FhirAuthorization.{m}:pattern", "pv", f"fhirAuthorization.{m}",
+                {f"fhirAuthorization.{m}": " "}, WITH_AUTH) for m in ("access_token", "scope", "subject")),
+    Violation("FhirAuthorization.token_type:pattern", "pv", "fhirAuthorization.token_type",
+              {"fhirAuthorization.token_type": "MAC"}, WITH_AUTH),
+    Violation("FhirAuthorization.expires_in:minimum", "pv", "fhirAuthorization.expires_in",
+              {"fhirAuthorization.expires_in": -1}, WITH_AUTH),
+    Violation("FhirAuthorization.patient:pattern", "pv", "fhirAuthorization.patient",
+              {"fhirAuthorization.patient": "Patient/early-sciatica"}, WITH_AUTH),
+    *(Violation(f"{schema}:type", base, "context", {"context": ["userId"]}) for schema,
+      base in CONTEXT_TYPES.items()),
+    *(Violation(f"{schema}:required:{m}", base, f"context.{m}", {f"context.{m}": DROP},
+                ENCOUNTER if base == "es" else {})
+      for schema, base in CONTEXT_TYPES.items()
+      for m in OPENAPI["components"]["schemas"][schema]["required"]),
+    *(Violation(f"{schema}:not", base, "context.draftOrders",
+                {"context.draftOrders": {"resourceType": "Bundle",
+                                         "entry": []}}, ENCOUNTER if base == "es" else {})
+      for schema, base in CONTEXT_TYPES.items() if base in ("pv", "es")),
+    Violation("Reference:type", "pv", "context.userId", {"context.userId": 7}),
+    Violation("Reference:pattern", "pv", "context.userId", {"context.userId": "spinehip-demo-clinician"}),
+    Violation("FhirId:type", "pv", "context.patientId", {"context.patientId": 7}),
+    Violation("FhirId:pattern", "pv", "context.patientId", {"context.patientId": "Patient/early-sciatica"}),
+    Violation("OptionalFhirId:type", "pv", "context.encounterId", {"context.encounterId": 7}, ENCOUNTER),
+    Violation("OptionalFhirId:pattern", "pv", "context.encounterId", {"context.encounterId": "a b"},
+              ENCOUNTER),
+    Violation("OrderSelectContext.selections:type", "os", "context.selections",
+              {"context.selections": "ServiceRequest/early-sciatica-order-select-mri-mri"}),
+    Violation("OrderSelectContext.selections:minItems", "os", "context.selections",
+              {"context.selections": []}),
+    Violation("DraftOrders:type", "os", "context.draftOrders", {"context.draftOrders": []}),
+    Violation("DraftOrders:required:resourceType", "os", "context.draftOrders",
+              {"context.draftOrders.resourceType": DROP}),
+    Violation("DraftOrders.resourceType:type", "os", "context.draftOrders",
+              {"context.draftOrders.resourceType": ["Bundle"]}),
+    Violation("DraftOrders.resourceType:enum", "os", "context.draftOrders",
+              {"context.draftOrders.resourceType": "Parameters"}),
+    Violation("DraftOrders.entry:type", "sign", "context.draftOrders.entry",
+              {"context.draftOrders.entry": {}}),
+    Violation("DraftOrders.entry:maxItems", "sign", "context.draftOrders.entry",
+              {"context.draftOrders.entry": [{}] * 501}),
+    # Feedback
+    Violation("FeedbackRequest:type", "fb", None, {"": [{"card": "c"}]}),
+    Violation("FeedbackRequest:required:feedback", "fb", "feedback", {"feedback": DROP}),
+    Violation("FeedbackRequest.feedback:type", "fb", "feedback", {"feedback": {"card": "c"}}),
+    Violation("FeedbackRequest.feedback:minItems", "fb", "feedback", {"feedback": []}),
+    Violation("FeedbackRequest.feedback:maxItems", "fb", "feedback",
+              {"feedback": lambda body: body["feedback"] * 101}, status=413),
+    Violation("FeedbackItem:type", "fb", "feedback[0]", {"feedback[0]": "overridden"}),
+    *(Violation(f"FeedbackItem:required:{m}", "fb", f"feedback[0].{m}", {f"feedback[0].{m}": DROP})
+      for m in ("card", "outcome", "outcomeTimestamp")),
+    *(Violation(f"FeedbackItem.{m}:type", "fb", f"feedback[0].{m}", {f"feedback[0].{m}": 7})
+      for m in ("card", "outcome", "outcomeTimestamp")),
+    Violation("FeedbackItem.card:pattern", "fb", "feedback[0].card", {"feedback[0].card": "  "}),
+    Violation("FeedbackItem.outcome:enum", "fb", "feedback[0].outcome", {"feedback[0].outcome": "ignored"}),
+    Violation("FeedbackItem.outcomeTimestamp:pattern", "fb", "feedback[0].outcomeTimestamp",
+              {"feedback[0].outcomeTimestamp": "2026-03-01T10:15Z"}),
+    Violation("FeedbackItem.outcomeTimestamp:format", "fb", "feedback[0].outcomeTimestamp",
+              {"feedback[0].outcomeTimestamp": "2026-13-01T10:15:00Z"}),
+    Violation("FeedbackItem.acceptedSuggestions:type", "fb", "feedback[0].acceptedSuggestions",
+              {"feedback[0].acceptedSuggestions": "s-1"}, ACCEPTED),
+    Violation("FeedbackItem.acceptedSuggestions:minItems", "fb", "feedback[0].acceptedSuggestions",
+              {"feedback[0].acceptedSuggestions": []}, ACCEPTED),
+    Violation("FeedbackItem.acceptedSuggestions[items]:type", "fb", "feedback[0].acceptedSuggestions[0]",
+              {"feedback[0].acceptedSuggestions[0]": "s-1"}, ACCEPTED),
+    Violation("FeedbackItem.acceptedSuggestions[items]:required:id", "fb",
+              "feedback[0].acceptedSuggestions[0].id",
+              {"feedback[0].acceptedSuggestions[0].id": DROP}, ACCEPTED),
+    Violation("FeedbackItem.acceptedSuggestions[items].id:type", "fb",
+              "feedback[0].acceptedSuggestions[0].id",
+              {"feedback[0].acceptedSuggestions[0].id": 7}, ACCEPTED),
+    Violation("FeedbackItem.acceptedSuggestions[items].id:pattern", "fb",
+              "feedback[0].acceptedSuggestions[0].id",
+              {"feedback[0].acceptedSuggestions[0].id": ""}, ACCEPTED),
+    Violation("FeedbackItem.overrideReason:type", "fb", "feedback[0].overrideReason",
+              {"feedback[0].overrideReason": "other"}, REASON),
+    Violation("FeedbackItem.overrideReason:anyOf", "fb", "feedback[0].overrideReason",
+              {"feedback[0].overrideReason": {}}, REASON),
+    Violation("FeedbackItem.overrideReason.reason:type", "fb", "feedback[0].overrideReason.reason",
+              {"feedback[0].overrideReason.reason": "other"}, REASON),
+    *(Violation(f"FeedbackItem.overrideReason.reason:required:{m}", "fb",
+                f"feedback[0].overrideReason.reason.{m}",
+                {f"feedback[0].overrideReason.reason.{m}": DROP}, REASON) for m in ("system", "code")),
+    *(Violation(f"FeedbackItem.overrideReason.reason.{m}:{kind}", "fb",
+                f"feedback[0].overrideReason.reason.{m}",
+                {f"feedback[0].overrideReason.reason.{m}": value}, REASON)
+      for m in ("system", "code", "display") for kind, value in (("type", 7), ("pattern", " "))),
+    Violation("FeedbackItem.overrideReason.userComment:type", "fb", "feedback[0].overrideReason.userComment",
+              {"feedback[0].overrideReason.userComment": ["seen"]}, REASON),
+    Violation("FeedbackItem.overrideReason.userComment:maxLength", "fb",
+              "feedback[0].overrideReason.userComment",
+              {"feedback[0].overrideReason.userComment": "x" * 2001}, REASON),
+    Violation("FeedbackItem|accepted:required:acceptedSuggestions", "fb", "feedback[0].acceptedSuggestions",
+              {"feedback[0].acceptedSuggestions": DROP}, ACCEPTED),
+    Violation("FeedbackItem|accepted:not", "fb", "feedback[0].overrideReason", REASON, ACCEPTED),
+    Violation("FeedbackItem|overridden:not", "fb", "feedback[0].acceptedSuggestions",
+              {"feedback[0].acceptedSuggestions": [{"id": "s-1"}]}),
+]
+
+
+def request_bases(server: Server) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """A conforming request per kind: (path it is posted to, its schema, body); each answered 200
+    from its own prefetch, so no FHIR server is ever asked."""
+    now = datetime.now(UTC)
+    requests_dir = PROJECT_ROOT / "fixtures" / "requests"
+    pv = fixtures.load_request(requests_dir / "early-sciatica.json", now)
+    order_select = fixtures.load_request(requests_dir / "early-sciatica-order-select-mri.json", now)
+    order_sign = {**copy.deepcopy(order_select), "hook": "order-sign"}
+    del order_sign["context"]["selections"]
+    encounter = {**copy.deepcopy(pv), "hook": "encounter-start"}
+    encounter["context"]["encounterId"] = "enc-1"
+    feedback = {"feedback": [{"card": server.card_uuid, "outcome": "overridden",
+                              "outcomeTimestamp": now.isoformat(timespec="milliseconds")}]}
+    services = "/cds-services/spinehip-"
+    return {"pv": (f"{services}patient-view", "HookRequest", pv),
+            "es": (f"{services}encounter-start", "HookRequest", encounter),
+            "os": (f"{services}order-select", "HookRequest", order_select),
+            "sign": (f"{services}order-sign", "HookRequest", order_sign),
+            "fb": (f"{services}patient-view/feedback", "FeedbackRequest", feedback)}
+
+
+def test_every_request_constraint_declared_is_enforced_and_its_twin_accepted(served: Server) -> None:
+    """Per constraint of HookRequest and FeedbackRequest: a request breaking it is refused with an
+    OperationOutcome naming the member, and its twin, the same request kept within it, is
+    answered. Each refused request fails the schema too, so no 400 here is one the document
+    does not announce."""
+    declared_constraints = constraints("HookRequest") | constraints("FeedbackRequest")
+    assert {v.constraint for v in VIOLATIONS} == declared_constraints
+    bases = request_bases(served)
+    answered: dict[str, int] = {}
+    for v in VIOLATIONS:
+        url, schema_name, base = bases[v.base]
+        schema = {"$ref": f"#/components/schemas/{schema_name}"}
+        twin = patched(base, v.twin)
+        bad = patched(twin, {path: value(twin) if callable(value) else value for path,
+                             value in v.bad.items()})
+        assert not problems(schema, twin), (v.constraint, problems(schema, twin))
+        assert problems(schema, bad), f"{v.constraint}: the refused request passes the schema"
+        key = json.dumps(twin, sort_keys=True)
+        if key not in answered:
+            answered[key] = requests.post(served.url + url, json=twin, timeout=60).status_code
+        assert answered[key] == 200, f"{v.constraint}: the conforming twin got {answered[key]}"
+        path = "/cds-services/{id}/feedback" if v.base == "fb" else "/cds-services/{id}"
+        reply = requests.post(served.url + url, json=bad, timeout=60)
+        check(Case(v.constraint, path, "post", url, v.status), reply)
+        named = [e for issue in reply.json()["issue"] for e in issue.get("expression", [])]
+        assert (named == [v.field]) if v.field else not named, (v.constraint, reply.json())
+
+
+def test_the_limits_and_patterns_the_server_checks_are_the_ones_the_schemas_state() -> None:
+    """openapi.yaml restates the server's checks; a change to one side fails here."""
+    schemas = OPENAPI["components"]["schemas"]
+    hook = schemas["HookRequest"]["properties"]
+    item = schemas["FeedbackItem"]["properties"]
+    anchored = {
+        hook["hookInstance"]["pattern"]: rq.UUID.pattern,
+        hook["fhirServer"]["pattern"]: rq.FHIR_SERVER.pattern,
+        schemas["FhirId"]["pattern"]: FHIR_ID.pattern,
+        schemas["OptionalFhirId"]["pattern"]: FHIR_ID.pattern,
+        schemas["FhirAuthorization"]["properties"]["patient"]["pattern"]: FHIR_ID.pattern,
+        schemas["Reference"]["pattern"]: REFERENCE.pattern,
+        item["outcomeTimestamp"]["pattern"]: fb.INSTANT.pattern,
+    }
+    for stated, checked in anchored.items():
+        assert re.compile(stated).pattern.strip("^$") == checked.replace("(?:", "(")
+    assert hook["fhirServer"]["maxLength"] == rq.MAX_URL_CHARS
+    assert schemas["DraftOrders"]["properties"]["entry"]["maxItems"] == rq.MAX_DRAFT_ORDERS
+    assert schemas["FeedbackRequest"]["properties"]["feedback"]["maxItems"] == fb.MAX_FEEDBACK_ITEMS
+    assert item["overrideReason"]["properties"]["userComment"]["maxLength"] == fb.MAX_COMMENT_CHARS
+    assert set(hook["hook"]["enum"]) == set(HOOKS)
