@@ -119,10 +119,10 @@ class PercentRelief(Strict):
     procedure: str
     pain_score: str
     reported: str | None = None
-    before: Duration = timedelta(hours=24)
-    after_min: Duration = timedelta(minutes=15)
-    after_max: Duration = timedelta(hours=6)
-    min_before_score: float = 0
+    before: Duration
+    after_min: Duration
+    after_max: Duration
+    min_before_score: float
 
 
 DERIVED_KINDS: dict[str, type[Strict]] = {

@@ -23,7 +23,14 @@ from service.engine.codes import (
 )
 from service.engine.compiled import CodeKey, CompiledFinding, ScoreDef
 from service.engine.conditions import Names, Node, named_references, parse_condition
-from service.engine.parameters import Parameter, Use, parameter, render_text, resolve
+from service.engine.parameters import (
+    Parameter,
+    Use,
+    parameter,
+    render_text,
+    resolve,
+    template_uses,
+)
 from service.engine.rulefiles import Entry, RuleFiles, validate
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 
@@ -199,12 +206,29 @@ def _order(entry: Entry, order: m.Order) -> tuple[m.Order, Errors]:
     return order.model_copy(update={"codes": codings, "body_site": body}), errors
 
 
-def compile_orders(files: RuleFiles) -> tuple[dict[str, m.Order], Errors]:
+def _order_note(entry: Entry, order: m.Order, params: Mapping[str, Parameter], uses: list[Use]
+                ) -> tuple[m.Order, Errors]:
+    """The order with the parameters its note names filled in, so the note states the value in
+    force."""
+    if order.note is None:
+        return order, []
+    uses.extend(template_uses(order.note, params, entry.doc, (*entry.loc, "note")))
+    try:
+        note = render_text(order.note, params).format()
+    except (ValueError, KeyError, IndexError):
+        return order, [entry.error(("note",), "a note may name parameters only",
+                                   f"known: {', '.join(sorted(params))}")]
+    return order.model_copy(update={"note": note}), []
+
+
+def compile_orders(files: RuleFiles, params: Mapping[str, Parameter], uses: list[Use]
+                   ) -> tuple[dict[str, m.Order], Errors]:
     items, errors = _validated(files, "orders", m.Order)
     out: dict[str, m.Order] = {}
     for name, (entry, spec) in items.items():
-        out[name], problems = _order(entry, spec)
-        errors += problems
+        order, problems = _order(entry, spec)
+        out[name], noted = _order_note(entry, order, params, uses)
+        errors += problems + noted
     return out, errors
 
 
@@ -284,9 +308,37 @@ def _derived_refs(refs: Refs, entry: Entry, spec: Any) -> Errors:
     return [e for sub, name in pairs for e in refs.check(entry, sub, name, "findings")]
 
 
-def compile_derived(files: RuleFiles) -> tuple[
+# The keys of a percent relief that may name a parameter, and whether each is a duration.
+RELIEF_PARAMETERS = {"before": True, "after_min": True, "after_max": True,
+                     "min_before_score": False}
+
+
+def _derived_with_parameters(entry: Entry, name: str, params: Mapping[str, Parameter],
+                             uses: list[Use]) -> tuple[Any, Errors]:
+    """The raw percent relief with the parameters its windows and threshold name resolved."""
+    raw = entry.value
+    if not isinstance(raw, dict) or raw.get("kind") != "percent-relief":
+        return raw, []
+    raw = dict(raw)
+    errors: Errors = []
+    for key, is_duration in RELIEF_PARAMETERS.items():
+        if key not in raw:
+            continue
+        value, error = resolve(raw[key], params, uses, f"`{key}` of percent relief `{name}`",
+                               entry.doc, (*entry.loc, key))
+        named = raw[key].strip() if value is not raw[key] else None
+        if error is None and named is not None and params[named].is_duration != is_duration:
+            wanted = "a duration" if is_duration else "a number"
+            error = entry.error((key,), f"parameter `{named}` does not fit here: `{key}` is {wanted}")
+        errors += [error] if error else []
+        raw[key] = value
+    return raw, errors
+
+
+def compile_derived(files: RuleFiles, params: Mapping[str, Parameter], uses: list[Use]
+                    ) -> tuple[
         tuple[dict[str, m.DurationSinceOnset], dict[str, m.PercentRelief]], Errors]:
-    """Derived facts by kind (durations since onset, percent relief)."""
+    """Derived facts by kind (durations since onset, percent relief), parameters resolved."""
     errors: Errors = []
     refs = Refs(files)
     durations: dict[str, m.DurationSinceOnset] = {}
@@ -299,7 +351,9 @@ def compile_derived(files: RuleFiles) -> tuple[
             errors.append(entry.error(("kind",), f"`kind` must be one of {list(m.DERIVED_KINDS)}",
                                       did_you_mean(str(kind), m.DERIVED_KINDS)))
             continue
-        spec, problems = validate(entry.doc, model, raw, entry.loc)
+        raw, resolved = _derived_with_parameters(entry, name, params, uses)
+        errors += resolved
+        spec, problems = (None, []) if resolved else validate(entry.doc, model, raw, entry.loc)
         errors += problems
         if spec is None:
             continue

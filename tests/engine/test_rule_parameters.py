@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.cards import card
 from service.config import PROJECT_ROOT
 from service.engine import evaluate, load_ruleset
 from service.fixtures import bundle_resources, load_bundle
@@ -158,3 +159,67 @@ def test_listing_a_routine_rule_under_a_red_flag_is_reported_as_redundant(rules_
          "suppresses: [progressive-neuro-deficit, documentation-gap]")
     [error] = _errors(rules_copy)
     assert "already suppressed by this red-flag rule" in error.message
+
+
+def _relief_patient(post_hours_after: float) -> list[dict]:
+    """A diagnostic hip injection 10 h ago: pain 8 just before it, 1 ``post_hours_after`` it."""
+    resources = bundle_resources(load_bundle(PATIENTS / "relief-50-scores.json", NOW))
+    by_id = {r.get("id"): r for r in resources}
+    injected = NOW - timedelta(hours=10)
+    by_id["relief-50-scores-injection"]["performedDateTime"] = injected.isoformat()
+    by_id["relief-50-scores-pain-pre"]["effectiveDateTime"] = (
+        injected - timedelta(minutes=30)).isoformat()
+    post = by_id["relief-50-scores-pain-post"]
+    post["effectiveDateTime"] = (injected + timedelta(hours=post_hours_after)).isoformat()
+    post["valueQuantity"]["value"] = 1
+    return resources
+
+
+def _injection_card_texts(ruleset) -> str:
+    """The R7 card and the notes of the injection orders it suggests, as the EHR gets them."""
+    mixed = bundle_resources(load_bundle(PATIENTS / "s04-mixed-hip-oa-stenosis.json", NOW))
+    [decision] = [d for d in evaluate(ruleset, mixed, now=NOW).decisions
+                  if d.rule_id == "diagnostic-hip-injection"]
+    shown = card(decision, "s04-mixed-hip-oa-stenosis")
+    notes = [a["resource"]["note"][0]["text"] for s in shown["suggestions"] for a in s["actions"]]
+    assert len(notes) == 2
+    return " ".join(" ".join([shown["detail"], *notes]).split())
+
+
+def test_bundled_injection_cards_state_the_pain_score_windows():
+    texts = _injection_card_texts(load_ruleset(PROJECT_ROOT / "rules"))
+    assert texts.count("15 minutes to 6 hours after") == 3
+    assert texts.count("in the 24 hours before") == 3
+
+
+def test_widening_the_after_injection_window_moves_cards_and_evaluation(rules_copy):
+    late = _relief_patient(post_hours_after=7)
+    bundled = load_ruleset(PROJECT_ROOT / "rules")
+    # 7 h after is outside the bundled window: no relief figure, no R8 card.
+    assert evaluate(bundled, late, now=NOW).trace["derived"]["hip_injection_relief"]["percent"] is None
+    assert "injection-confirms-hip" in evaluate(bundled, _relief_patient(5), now=NOW).rule_ids
+
+    edit(rules_copy / "ruleset.yaml", "    value: 6h\n", "    value: 8h\n")
+    widened = load_ruleset(rules_copy)
+    ev = evaluate(widened, late, now=NOW)
+    assert ev.trace["derived"]["hip_injection_relief"]["percent"] == 87.5
+    assert "injection-confirms-hip" in ev.rule_ids
+    texts = _injection_card_texts(widened)
+    assert texts.count("15 minutes to 8 hours after") == 3 and "6 hours" not in texts
+
+
+def test_a_relief_window_reused_as_a_finding_window_is_a_conflict(rules_copy):
+    findings = rules_copy / "findings.yaml"
+    edit(findings, "    within: record_window\n  hip_imaging_12mo:",
+         "    within: relief_after_end\n  hip_imaging_12mo:")
+    errors = _errors(rules_copy)
+    conflict = [e for e in errors if "conflicting meanings" in e.message]
+    assert len(conflict) == 1 and "`relief_after_end`" in conflict[0].message
+    assert conflict[0].file == str(findings)
+
+
+def test_a_number_parameter_in_a_relief_window_is_rejected(rules_copy):
+    edit(rules_copy / "findings.yaml", "    after_max: relief_after_end\n",
+         "    after_max: relief_threshold\n")
+    errors = _errors(rules_copy)
+    assert any("`relief_threshold` does not fit here" in e.message for e in errors)
