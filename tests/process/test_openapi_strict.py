@@ -132,6 +132,8 @@ def cases(server: Server) -> list[Case]:
     now = datetime.now(UTC)
     order_select = fixtures.load_request(
         PROJECT_ROOT / "fixtures" / "requests" / "early-sciatica-order-select-mri.json", now)
+    with_null_key = fixtures.load_request(PROJECT_ROOT / "fixtures" / "requests" / "early-sciatica.json", now)
+    with_null_key["prefetch"]["procedures"] = None
     feedback = {"feedback": [{"card": server.card_uuid, "outcome": "overridden",
                               "outcomeTimestamp": now.isoformat()}]}
     preflight = {"Origin": "https://sandbox.example.org", "Access-Control-Request-Method": "POST",
@@ -146,6 +148,7 @@ def cases(server: Server) -> list[Case]:
         Case("demo patient, red flag", invoke, "post", pv, 200, json=hook_body("s08-ces-with-hip-oa")),
         Case("order-select with drafts", invoke, "post", "/cds-services/spinehip-order-select", 200,
              json=order_select),
+        Case("a prefetch key sent as null", invoke, "post", pv, 200, json=with_null_key),
         Case("not JSON", invoke, "post", pv, 400, data=b"{oops",
              headers={"Content-Type": "application/json"}),
         Case("no context", invoke, "post", pv, 400, json={"hook": "patient-view",
