@@ -30,9 +30,11 @@ run: venv
 
 ## Install everything, start the real servers the tests use (PostgreSQL, the local FHIR
 ## server), run the whole suite.
+## PYTEST_WORKERS=0 runs the tests in one process; PYTEST_ARGS picks tests and options.
+PYTEST_WORKERS ?= 2
 test: venv fhir-venv browser
 	$(VENV)/bin/ruff check .
-	scripts/pg-test-server.sh run -- $(PY) -m pytest $(PYTEST_ARGS)
+	scripts/pg-test-server.sh run -- $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -43,3 +43,25 @@ def rules_copy(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
     shutil.copytree(RULES_DIR, target)
     return target
+
+
+#: Directories whose tests share one server for the whole run (the hostile set-up, the local FHIR
+#: server): under pytest-xdist each runs whole on one worker, so that server starts once.
+RUN_WIDE_DIRECTORIES = ("tests/hostile", "tests/integration")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``make test`` runs two xdist workers with ``--dist loadscope``: each test module runs whole
+    on one worker, so a server a module starts for its tests starts once, and each directory of
+    RUN_WIDE_DIRECTORIES runs whole on one worker likewise."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return next((d for d in RUN_WIDE_DIRECTORIES if module.startswith(d + "/")), module)
+
+    return ModuleScheduling(config, log)
