@@ -8,6 +8,7 @@ everywhere at once.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -29,10 +30,21 @@ class ServerUnavailable(RuntimeError):
     """A server that did not start; the message carries the tail of its log."""
 
 
+#: Ports handed to servers started later: below the kernel's ephemeral range, so that a socket
+#: bound to port 0 meanwhile (a test's JWK Set, another xdist worker's client) never takes one.
+SERVER_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now, for a server that binds it a moment later."""
+    for port in random.sample(SERVER_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerUnavailable(f"no free port in {SERVER_PORTS}")
 
 
 @dataclass(frozen=True)
