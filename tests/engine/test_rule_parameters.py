@@ -223,3 +223,33 @@ def test_a_number_parameter_in_a_relief_window_is_rejected(rules_copy):
          "    after_max: relief_threshold\n")
     errors = _errors(rules_copy)
     assert any("`relief_threshold` does not fit here" in e.message for e in errors)
+
+
+def _descriptions(ruleset) -> dict[str, str]:
+    return {r.id: " ".join((r.spec.description or "").split()) for r in ruleset.rules}
+
+
+def test_the_look_back_window_in_rule_descriptions_is_the_one_in_force(rules_copy):
+    bundled = _descriptions(load_ruleset(PROJECT_ROOT / "rules"))
+    assert "no lumbar MRI within 1 year" in bundled["spine-pattern-mri"]
+    assert "no hip or pelvis imaging within 1 year" in bundled["hip-pattern-radiographs"]
+    edit(rules_copy / "ruleset.yaml", "    value: 1y\n", "    value: 2y\n")
+    moved = _descriptions(load_ruleset(rules_copy))
+    assert "no lumbar MRI within 2 years" in moved["spine-pattern-mri"]
+    assert "no hip or pelvis imaging within 2 years" in moved["hip-pattern-radiographs"]
+    assert not any("12 months" in text or "1 year" in text for text in moved.values())
+
+
+def _borderline_card(ruleset) -> str:
+    resources = bundle_resources(load_bundle(PATIENTS / "relief-50-scores.json", NOW))
+    [decision] = [d for d in evaluate(ruleset, resources, now=NOW).decisions
+                  if d.rule_id == "injection-points-to-spine"]
+    return " ".join(decision.detail.split())
+
+
+def test_the_borderline_relief_band_on_the_r9_card_is_the_one_in_force(rules_copy):
+    assert "between 40% and 60% are borderline" in _borderline_card(load_ruleset(PROJECT_ROOT / "rules"))
+    edit(rules_copy / "ruleset.yaml", "    value: 40\n", "    value: 35\n")
+    edit(rules_copy / "ruleset.yaml", "    value: 60\n", "    value: 65\n")
+    card_text = _borderline_card(load_ruleset(rules_copy))
+    assert "between 35% and 65% are borderline" in card_text and "40%" not in card_text
