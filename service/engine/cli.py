@@ -147,7 +147,9 @@ def _inputs(path: str, now: datetime) -> dict[str, Any]:
             resources.append(value)
     return {"resources": resources, "hook": request["hook"],
             "draft_orders": fixtures.bundle_resources(context.get("draftOrders") or {}),
-            "selections": context.get("selections") or ()}
+            "selections": context.get("selections") or (),
+            "patient_id": context.get("patientId") if isinstance(context.get("patientId"), str)
+            else None}
 
 
 def _explain(args: argparse.Namespace) -> int:

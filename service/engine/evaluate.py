@@ -65,7 +65,6 @@ class PlannedSuggestion:
     """What a card will offer: create a coded order, or delete draft orders."""
 
     label: str
-    order_id: str | None = None
     order: m.Order | None = None
     priority: str | None = None
     delete_refs: tuple[str, ...] = ()
@@ -212,10 +211,10 @@ class _Evaluator:
     def _same_side(self, fact: Fact, findings: Sequence[str]) -> bool:
         """False only when both sides are known and differ: an injection of the other hip
         says nothing about this pain."""
-        if fact.laterality is None or fact.laterality == "both":
+        if fact.laterality is None or fact.laterality == BOTH:
             return True
         sides = {f.laterality for n in findings for f in self.matches(n) if f.laterality}
-        return not sides or "both" in sides or fact.laterality in sides
+        return not sides or BOTH in sides or fact.laterality in sides
 
     # ------------------------------------------------------------ derived facts
 
@@ -477,7 +476,7 @@ def _plan_suggestions(ev: _Evaluator, rule: CompiledRule) -> tuple[PlannedSugges
         s = sug.spec
         if s.order is not None:
             order = ev.rs.orders[s.order]
-            planned.append(PlannedSuggestion(s.label or order.title, s.order, order, s.priority))
+            planned.append(PlannedSuggestion(s.label or order.title, order, s.priority))
             continue
         refs = tuple(f.ref for f in ev.matches(s.delete_drafts or ""))
         if refs:
@@ -518,6 +517,17 @@ def _rates(decision: Decision, draft: Fact) -> bool:
                for s in decision.suggestions if s.order)
 
 
+def call_facts(ruleset: RuleSet, resources: Iterable[Mapping[str, Any]], *, now: datetime,
+               hook: str, draft_orders: Sequence[Mapping[str, Any]] = (),
+               selections: Sequence[str] = (), patient_id: str | None = None) -> FactBase:
+    """The facts one call is judged on, for the answer and for its explanation alike: only the
+    context patient's records, dates after ``now`` uncertain, and the clinician's selections
+    counted only on order-select (the one hook where they mean a choice)."""
+    return normalise(ruleset, resources, now=now, patient_id=patient_id,
+                     draft_orders=draft_orders,
+                     selections=selections if hook == "order-select" else ())
+
+
 def evaluate(
     ruleset: RuleSet,
     resources: Iterable[Mapping[str, Any]],
@@ -539,9 +549,8 @@ def evaluate(
     """
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
-    facts = normalise(ruleset, resources, now=now, patient_id=patient_id,
-                      draft_orders=draft_orders,
-                      selections=selections if hook == "order-select" else ())
+    facts = call_facts(ruleset, resources, now=now, hook=hook, draft_orders=draft_orders,
+                       selections=selections, patient_id=patient_id)
     ev = _Evaluator(ruleset, facts, now, hook)
     rules = _RulePass(ev, _age(facts, now), ev.red_flag_evidence(), silenced)
     rule_trace = [rules.run(rule) for rule in ruleset.rules]

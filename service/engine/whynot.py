@@ -12,18 +12,18 @@ from typing import Any
 
 from service.engine.compiled import RuleSet
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
-from service.engine.evaluate import _Evaluator
-from service.engine.facts import normalise
+from service.engine.evaluate import _Evaluator, call_facts
 
 SYMBOLS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "eq": "="}
 
 
 def failed_clauses(ruleset: RuleSet, resources: Iterable[Mapping[str, Any]], *, now: datetime,
-                   hook: str, draft_orders: Any = (), selections: Sequence[str] = (),
+                   hook: str, draft_orders: Sequence[Mapping[str, Any]] = (),
+                   selections: Sequence[str] = (), patient_id: str | None = None,
                    ) -> dict[str, str]:
     """Rule id -> the failed clause, for every rule whose condition is false on this data."""
-    facts = normalise(ruleset, resources, draft_orders=draft_orders,
-                      selections=selections if hook == "order-select" else ())
+    facts = call_facts(ruleset, resources, now=now, hook=hook, draft_orders=draft_orders,
+                       selections=selections, patient_id=patient_id)
     ev = _Evaluator(ruleset, facts, now, hook)
     return {rule.id: _why(ev, rule.when) for rule in ruleset.rules if not ev.truth(rule.when)[0]}
 

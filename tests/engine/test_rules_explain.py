@@ -76,3 +76,27 @@ def test_a_file_that_is_neither_a_bundle_nor_a_request_is_a_clear_error(capsys, 
 def test_a_missing_file_is_a_clear_error(capsys, tmp_path):
     assert main(["rules", "explain", str(tmp_path / "nothing-here.json")]) == 2
     assert "cannot read file" in capsys.readouterr().err
+
+
+def _why_not(patient_id: str) -> tuple[set[str], dict[str, str]]:
+    from datetime import UTC, datetime
+
+    from service.engine import evaluate
+    from service.engine.whynot import failed_clauses
+    from service.fixtures import bundle_resources, load_bundle
+    from tests.support.rules import bundled_ruleset
+
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    ruleset = bundled_ruleset()
+    resources = bundle_resources(load_bundle(FIXTURES / "patients" / "s01-sciatica-8-weeks.json", now))
+    when = {"now": now, "hook": "patient-view", "patient_id": patient_id}
+    return (set(evaluate(ruleset, resources, **when).rule_ids),
+            failed_clauses(ruleset, resources, **when))
+
+
+def test_the_failed_clause_is_read_from_the_context_patients_records_only():
+    fired, failed = _why_not("s01-sciatica-8-weeks")
+    assert "spine-pattern-mri" in fired and "spine-pattern-mri" not in failed
+    # Every record names another patient: nothing fires, and the explanation agrees.
+    fired, failed = _why_not("someone-else")
+    assert "spine-pattern-mri" not in fired and "spine-pattern-mri" in failed
