@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from service.engine.codes import CPT, ICD10CM, LOINC, SNOMED
+from service.engine.codes import (
+    CPT,
+    ICD10CM,
+    LOINC,
+    OBSERVATION_INTERPRETATION,
+    SNOMED,
+    YES_NO,
+)
 
 SYSTEM_URI_ALIASES: dict[str, str] = {
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,
@@ -18,9 +25,8 @@ SYSTEM_URI_ALIASES: dict[str, str] = {
     "http://hl7.org/fhir/sid/icd-10": ICD10CM,
     "urn:oid:2.16.840.1.113883.6.1": LOINC,
     "urn:oid:2.16.840.1.113883.6.12": CPT,
-    "http://hl7.org/fhir/v3/ObservationInterpretation":
-        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-    "http://hl7.org/fhir/v2/0136": "http://terminology.hl7.org/CodeSystem/v2-0136",
+    "http://hl7.org/fhir/v3/ObservationInterpretation": OBSERVATION_INTERPRETATION,
+    "http://hl7.org/fhir/v2/0136": YES_NO,
 }
 
 # Retired ICD-10-CM codes still found in older records -> the successor they count as.

@@ -33,17 +33,6 @@ class When:
     doubt: str | None = None
     day_only: bool = False
 
-    @property
-    def certain(self) -> datetime | None:
-        """The start, when the date is sure enough to compute a duration from."""
-        return self.start if self.doubt is None else None
-
-    def overlaps(self, earliest: datetime, latest: datetime) -> bool:
-        """Could the date fall in [earliest, latest]? Unknown dates could."""
-        if self.start is None or self.end is None:
-            return True
-        return self.start <= latest and self.end > earliest
-
 
 def parse_instant(raw: str) -> datetime:
     """An ISO 8601 date-time (``Z`` or offset; none means UTC) as an aware UTC datetime.

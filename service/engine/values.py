@@ -13,14 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from service.engine.canonical import canonical
-from service.engine.codes import OBSERVATION_INTERPRETATION, SNOMED, YES_NO
+from service.engine.codes import LOINC, OBSERVATION_INTERPRETATION, SNOMED, YES_NO
 
 ABSENT_CODES = frozenset({(SNOMED, "2667000"), (SNOMED, "373067005"), (YES_NO, "N")})
 NEGATIVE = (OBSERVATION_INTERPRETATION, "NEG")
 ABSENT_WORDS = frozenset({"no", "absent", "negative", "denies", "denied", "none", "not present",
                           "neg", "n"})
 _GRADE = re.compile(r"\s*([0-5])\s*[+-]?\s*/\s*5\s*")
-_NEGATION = re.compile(r"\b(no|not|denies|denied|without|negative for|absent|neg)\b")
 
 
 class UnreadableValue(ValueError):
@@ -51,11 +50,6 @@ def code_keys(concepts: Iterable[Any]) -> tuple[tuple[str, str], ...]:
 
 def says_absent(text: str) -> bool:
     return text.strip().lower().rstrip(".") in ABSENT_WORDS
-
-
-def text_negated(text: str, phrase_at: int) -> bool:
-    """Does a negation word come before the phrase ("no urinary retention")?"""
-    return _NEGATION.search(text[:phrase_at].lower()) is not None
 
 
 def is_present(record: Mapping[str, Any]) -> bool:
@@ -102,7 +96,7 @@ def quantity(record: Mapping[str, Any]) -> tuple[float | None, str | None]:
     return float(value), unit if isinstance(unit, str) else None
 
 
-BODY_TEMPERATURE = ("http://loinc.org", "8310-5")
+BODY_TEMPERATURE = (LOINC, "8310-5")
 FEVER = (SNOMED, "386661006")
 FEVER_FROM_CELSIUS = 38.0
 MEASURED = frozenset({BODY_TEMPERATURE})
