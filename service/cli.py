@@ -73,7 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot read the request file {args.request}: {exc.strerror}", file=sys.stderr)
         return 2
-    store = Store.from_settings(settings) if os.environ.get("DATABASE_URL") else None
+    store = Store.from_settings(settings) if settings.store_configured else None
     fhir = FhirClient.from_settings(settings)
     try:
         body = fixtures.render(parse_json_body(raw), now, source=args.request)

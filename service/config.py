@@ -66,6 +66,8 @@ class Settings:
     mode: str = "development"
     public_base_url: str | None = None
     database_url: str = "sqlite:///var/spinehip.db"  # under the working directory, never the install
+    # DATABASE_URL was given: a one-off command (``spinehip evaluate``) uses the store only then.
+    store_configured: bool = False
     hooks_dir: Path = DEFAULT_HOOKS_DIR
     rules_dir: Path = DEFAULT_RULES_DIR
     fixtures_dir: Path = DEFAULT_FIXTURES_DIR
@@ -139,6 +141,7 @@ class Settings:
             mode=mode,
             public_base_url=(env.get("SPINEHIP_PUBLIC_BASE_URL") or "").rstrip("/") or None,
             database_url=env.get("DATABASE_URL") or defaults.database_url,
+            store_configured=bool(env.get("DATABASE_URL")),
             hooks_dir=path("SPINEHIP_HOOKS_DIR", defaults.hooks_dir),
             rules_dir=path("SPINEHIP_RULES_DIR", defaults.rules_dir),
             fixtures_dir=path("SPINEHIP_FIXTURES_DIR", defaults.fixtures_dir),

@@ -17,6 +17,17 @@ def test_empty_environment_gives_the_embedded_development_defaults():
     assert settings.cors_origins == ("*",)
 
 
+@pytest.mark.parametrize("env", [{}, {"DATABASE_URL": ""}])
+def test_no_database_url_means_no_store_is_configured_though_the_server_has_its_default(env):
+    settings = Settings.from_env(env)
+    assert not settings.store_configured and settings.database_url.startswith("sqlite:///")
+
+
+def test_a_database_url_configures_the_store():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://cds@127.0.0.1/cds"})
+    assert settings.store_configured and settings.database_url == "postgresql://cds@127.0.0.1/cds"
+
+
 AUDIT_SECRET = "a-real-audit-secret-of-32-or-more-bytes"
 
 
