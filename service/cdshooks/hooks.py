@@ -1,14 +1,10 @@
-"""CDS Hooks 2.0 prefetch tokens that identify the user, and the hook table.
+"""CDS Hooks 2.0 prefetch tokens that identify the user.
 
-The table itself is stated in ``service.engine.hooks`` (the rule language needs it and the
-engine imports nothing from this layer); it is named here too for request validation.
+The hook table is stated in ``service.engine.hooks``: the rule language needs it, and the
+engine imports nothing from this layer.
 """
 
 from __future__ import annotations
-
-from service.engine.hooks import HOOKS
-
-__all__ = ["HOOKS", "USER_TOKENS"]
 
 # CDS Hooks 2.0 prefetch tokens that identify the user, besides ``context.*`` fields, each with
 # the resource type ``context.userId`` must name for the token to have a value.

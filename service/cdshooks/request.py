@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 
 from service.cdshooks.errors import CdsError, echo
-from service.cdshooks.hooks import HOOKS
 from service.cdshooks.services import CdsService
 from service.engine.binding import FHIR_ID, REFERENCE
+from service.engine.hooks import HOOKS
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
