@@ -48,6 +48,9 @@ STATUS_MISSING = "status missing"
 UNCODED = "uncoded"
 STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
 MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond that, computed each time
+# Longest coding or concept (characters of text, systems, codes and displays) a memo keeps:
+# EHR rows are short, and a hostile caller's long texts must not stay in a worker's memory.
+MAX_REMEMBERED_CHARS = 512
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "Condition": ("onsetDateTime", "onsetPeriod", "onsetString", "onsetAge", "onsetRange",
@@ -339,7 +342,7 @@ def _indexed(coding: Any, ruleset: RuleSet) -> bool | None:
         key = canonical(system, code)
         verdict = key in ruleset.code_index or key in MEASURED or bool(
             key[0] == ICD10CM and ruleset.families and _family_keys(ruleset.families, key[1]))
-        if len(verdicts) < MAX_VERDICTS:
+        if len(verdicts) < MAX_VERDICTS and len(system) + len(code) <= MAX_REMEMBERED_CHARS:
             verdicts[(system, code)] = verdict
     return verdict
 
@@ -368,7 +371,7 @@ def _concept_names_nothing(concept: Mapping[str, Any], ruleset: RuleSet) -> bool
         return False
     if verdict is None:
         verdict = _judge_concept(found, concept, ruleset)
-        if len(memo) < MAX_VERDICTS:
+        if len(memo) < MAX_VERDICTS and sum(len(p) for p in parts if type(p) is str) <= MAX_REMEMBERED_CHARS:
             memo[key] = verdict
     return verdict
 

@@ -75,3 +75,21 @@ def test_a_code_with_a_part_that_is_no_plain_value_is_read_in_full(ruleset):
     odd = local("urinary retention", display=["Urinary", "retention"])
     assert CES in fired(ruleset, obs(odd))
     assert ruleset.concept_verdicts == {}
+
+
+def test_a_long_text_is_judged_but_not_kept(ruleset):
+    """A caller cannot fill a worker's memory with long texts; a short row is still remembered."""
+    long_plain = "Local observation " + "x" * 600
+    assert fired(ruleset, obs(local(long_plain, code="row-1"))) == set()
+    assert CES in fired(ruleset, obs(local(long_plain + " urinary retention", code="row-1")))
+    assert ruleset.concept_verdicts == {}
+    assert fired(ruleset, obs(local("Heart rate", code="row-2"))) == set()
+    assert len(ruleset.concept_verdicts) == 1
+
+
+def test_a_long_code_is_judged_but_not_kept(ruleset):
+    long_code = "row-" + "9" * 600
+    assert fired(ruleset, obs(local("Heart rate", code=long_code))) == set()
+    assert (LOCAL, long_code) not in ruleset.coding_verdicts
+    assert fired(ruleset, obs(local("Heart rate", code="row-3"))) == set()
+    assert (LOCAL, "row-3") in ruleset.coding_verdicts
