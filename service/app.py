@@ -36,10 +36,14 @@ def create_app(settings: Settings | None = None, *, fhir: FhirClient | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    ruleset = ruleset or load_ruleset(settings.rules_dir)
+    ruleset = ruleset or load_ruleset(settings.rules_dir, settings.snooze_reasons)
+    if ruleset.snooze_days != dict(settings.snooze_reasons):
+        raise ValueError("the rule set given was compiled for other snooze reasons than "
+                         "SPINEHIP_SNOOZE_REASONS: its cards would state another snooze length")
     services = {s.id: s for s in load_services(settings.hooks_dir, ruleset.name)}
     # Every reload (admin call, workbench, file watch, SIGHUP) is checked against the hooks too.
-    rules = RuleRegistry(settings.rules_dir, loader=rules_for(services.values()),
+    loader = rules_for(services.values(), settings.snooze_reasons)
+    rules = RuleRegistry(settings.rules_dir, loader=loader,
                          on_reload=lambda ok: metrics.count_rule_reload(success=ok), initial=ruleset)
     metrics.declare_services(services)
     cards.warm_up()

@@ -62,7 +62,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     now = instant_or_now(args.at)
-    ruleset = load_ruleset(settings.rules_dir)
+    ruleset = load_ruleset(settings.rules_dir, settings.snooze_reasons)
     services = {s.id: s for s in load_services(settings.hooks_dir, ruleset.name)}
     if args.service is not None and args.service not in services:
         print(f"error: no service `{args.service}`; the services are: {', '.join(sorted(services))}",

@@ -156,12 +156,14 @@ def ruleset_mismatches(services: Iterable[CdsService], ruleset: str) -> list[Con
             for s in services if s.ruleset != ruleset]
 
 
-def rules_for(services: Iterable[CdsService]) -> Callable[[Path], RuleSet]:
-    """A rule loader that refuses (ConfigFileError) a set the services do not name."""
+def rules_for(services: Iterable[CdsService], snooze_reasons: tuple[tuple[str, int], ...]
+              ) -> Callable[[Path], RuleSet]:
+    """The rule loader of a running service: refuses (ConfigFileError) a set the services do not
+    name, and fills in the snooze lengths its settings apply. Every reload and trial uses it."""
     services = tuple(services)
 
     def load(rules_dir: Path) -> RuleSet:
-        ruleset = load_ruleset(rules_dir)
+        ruleset = load_ruleset(rules_dir, snooze_reasons)
         if errors := ruleset_mismatches(services, ruleset.name):
             raise ConfigFileError(errors)
         return ruleset

@@ -19,10 +19,10 @@ from service.yamlsource import ConfigFileError
 
 
 def _load(args: argparse.Namespace) -> RuleSet | None:
-    # The directory the server would read, so "ok" means the server accepts this set.
-    rules_dir = args.rules or Settings.from_env().rules_dir
+    # The directory and snooze reasons the server would read, so "ok" means it accepts this set.
+    settings = Settings.from_env()
     try:
-        return load_ruleset(rules_dir)
+        return load_ruleset(args.rules or settings.rules_dir, settings.snooze_reasons)
     except ConfigFileError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

@@ -73,12 +73,13 @@ class RuleSet:
     reliefs: Mapping[str, m.PercentRelief]
     orders: Mapping[str, m.Order]
     sources: Mapping[str, m.Source]
-    override_reasons: Mapping[str, str]
+    override_reasons: Mapping[str, str]  # code -> text, a snooze reason's length filled in
     laterality: Mapping[str, frozenset[CodeKey]]
     pama_finding: str | None
     rules: tuple[CompiledRule, ...]
     cases: tuple[tuple[CompiledRule, m.Case], ...] = field(default=())
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    snooze_days: Mapping[str, int] = field(default_factory=dict)  # the lengths the texts state
 
     @property
     def full_version(self) -> str:

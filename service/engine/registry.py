@@ -47,7 +47,7 @@ class RuleRegistry:
                  on_reload: Callable[[bool], None] | None = None,
                  initial: RuleSet | None = None):
         self.rules_dir = Path(rules_dir)
-        self._loader = loader
+        self.loader = loader  # also what the workbench tries an edit with
         self._on_reload = on_reload  # told of every reload's result (metrics), engine stays pure
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -67,7 +67,7 @@ class RuleRegistry:
         with self._lock:
             self._seen = _fingerprint(self.rules_dir)
             try:
-                new = self._loader(self.rules_dir)
+                new = self.loader(self.rules_dir)
             except ConfigFileError as exc:
                 self.last_error = exc.errors
                 log.error("rule reload rejected (%d errors); still serving %s:\n%s",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from service.config import DEFAULT_SNOOZE_REASONS
 from service.engine import model as m
 from service.engine.compiled import CodeKey, CompiledFinding, CompiledRule, RuleSet, ScoreDef
 from service.engine.parameters import usage_errors
+from service.engine.reasons import compile_override_reasons
 from service.engine.rulefiles import read_rule_files
 from service.engine.rulesection import TEMPLATE_EXTRA_NAMES, RuleContext, compile_rules
 from service.engine.sections import (
@@ -38,8 +40,14 @@ from service.yamlsource import ConfigError, ConfigFileError
 __all__ = ["CodeKey", "CompiledFinding", "CompiledRule", "RuleSet", "ScoreDef", "load_ruleset"]
 
 
-def load_ruleset(rules_dir: Path | str) -> RuleSet:
-    """Validate and compile every ``*.yaml`` under ``rules_dir``; raise ConfigFileError if bad."""
+def load_ruleset(rules_dir: Path | str,
+                 snooze_reasons: tuple[tuple[str, int], ...] = DEFAULT_SNOOZE_REASONS) -> RuleSet:
+    """Validate and compile every ``*.yaml`` under ``rules_dir``; raise ConfigFileError if bad.
+
+    ``snooze_reasons``: (code, days) of each reason that silences a rule in the service that
+    will serve the set (``Settings.snooze_reasons``); the reasons' texts state those days.
+    """
+    snooze_days = dict(snooze_reasons)
     files = read_rule_files(Path(rules_dir))
     errors: list[ConfigError] = list(files.errors)
 
@@ -61,7 +69,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
     scores = take(compile_scores(files, names))
     laterality = take(compile_laterality(files, valuesets))
     pama_finding = take(compile_pama(files, findings))
-    reasons = header.get("override_reasons") or {}
+    reasons = take(compile_override_reasons(files, snooze_days))
     template_names = {*names.scores, *names.durations, *names.reliefs, *TEMPLATE_EXTRA_NAMES}
     rules, cases = take(compile_rules(files, RuleContext(names, Refs(files), template_names,
                                                          reasons)))
@@ -91,6 +99,7 @@ def load_ruleset(rules_dir: Path | str) -> RuleSet:
         orders=orders,
         sources=sources,
         override_reasons=reasons,
+        snooze_days=snooze_days,
         laterality=laterality,
         pama_finding=pama_finding,
         rules=tuple(rules),

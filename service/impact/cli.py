@@ -35,7 +35,8 @@ def _impact(args: argparse.Namespace) -> int:
     now = instant_or_now(args.at)
     try:
         workload = load_workload(args.against, rules, hooks_dir=args.hooks or settings.hooks_dir,
-                                 fixtures_dir=args.fixtures or settings.fixtures_dir, now=now)
+                                 fixtures_dir=args.fixtures or settings.fixtures_dir, now=now,
+                                 snooze_reasons=settings.snooze_reasons)
     except ConfigFileError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ from service.cdshooks.errors import CdsError
 from service.cdshooks.request import parse_hook_request
 from service.cdshooks.services import CdsService, load_services
 from service.cdshooks.sources import HeldRecord
+from service.config import DEFAULT_SNOOZE_REASONS
 from service.engine import RuleSet, load_ruleset
 from service.impact.calls import PatientRecord, draft_panel, hook_calls
 from service.impact.compare import Answer, Impact, compare_patient, digest, merge_all
@@ -41,9 +42,12 @@ class Workload:
 
 
 def load_workload(old_dir: Path, new_dir: Path, *, hooks_dir: Path, fixtures_dir: Path,
-                  now: datetime) -> Workload:
-    """Both rule sets validated (ConfigFileError with every located problem otherwise)."""
-    return Workload(old=load_ruleset(old_dir), new=load_ruleset(new_dir),
+                  now: datetime, snooze_reasons: tuple[tuple[str, int], ...] = DEFAULT_SNOOZE_REASONS
+                  ) -> Workload:
+    """Both rule sets validated as the service would (ConfigFileError with every located
+    problem otherwise)."""
+    return Workload(old=load_ruleset(old_dir, snooze_reasons),
+                    new=load_ruleset(new_dir, snooze_reasons),
                     services=tuple(load_services(hooks_dir)), now=now,
                     panel=draft_panel(fixtures_dir))
 

@@ -147,7 +147,8 @@ def try_change():
         return _page(session, error="Upload a rule file or paste one to try.", status=422)
     rt = runtime()
     try:
-        trial = try_edit(rt.rules.current, edits, services=tuple(rt.services.values()),
+        trial = try_edit(rt.rules.current, edits, loader=rt.rules.loader,
+                         services=tuple(rt.services.values()),
                          fixtures_dir=rt.settings.fixtures_dir, now=datetime.now(UTC))
     except EditRejected as exc:
         return _page(session, edit_path=path, edit_text=text, error=str(exc), status=422)

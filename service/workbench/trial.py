@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from service.cdshooks.services import CdsService, rules_for
+from service.cdshooks.services import CdsService
 from service.engine import RuleSet
 from service.engine.casetests import CaseResult, run_all
 from service.impact import Impact, Workload, replay
@@ -95,9 +95,10 @@ def _relocated(errors: list[ConfigError], copy: Path, served: Path) -> list[Conf
     return out
 
 
-def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[CdsService, ...],
-             fixtures_dir: Path, now: datetime) -> Trial:
-    """Apply ``edits`` (file name -> content) to a copy of the served rules and try the copy."""
+def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, loader: Callable[[Path], RuleSet],
+             services: tuple[CdsService, ...], fixtures_dir: Path, now: datetime) -> Trial:
+    """Apply ``edits`` (file name -> content) to a copy of the served rules and try the copy
+    with ``loader``, the one a reload would use."""
     rules_dir = served.rules_dir
     placed = {target_path(rules_dir, name): _decoded(name, content)
               for name, content in edits.items()}
@@ -111,7 +112,7 @@ def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, services: tuple[Cds
             (copy / relative).parent.mkdir(parents=True, exist_ok=True)
             (copy / relative).write_bytes(content)
         try:
-            candidate = rules_for(services)(copy)
+            candidate = loader(copy)
         except ConfigFileError as exc:
             trial.errors = _relocated(list(exc.errors), copy, rules_dir)
             return trial

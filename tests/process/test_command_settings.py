@@ -44,3 +44,15 @@ def test_a_log_level_the_server_refuses_is_named_without_a_traceback():
     assert "SPINEHIP_LOG_LEVEL" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_rules_check_judges_the_rules_with_the_snooze_reasons_in_force():
+    """A snooze reason the rule set does not declare could never be offered: ``rules check``
+    says so, naming the line, as the server would refuse to start; its twin is accepted."""
+    refused = rules_check(SPINEHIP_SNOOZE_REASONS="snooze-30d=14,snooze-7d=7")
+    assert refused.returncode == 1, refused.stdout
+    assert "ruleset.yaml:" in refused.stderr and "snooze-7d" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    accepted = rules_check(SPINEHIP_SNOOZE_REASONS="snooze-30d=14")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.startswith("ok: ")

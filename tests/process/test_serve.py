@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import pytest
 import requests
 
-from service import cli, fixtures
+from service import fixtures
 from service.config import PROJECT_ROOT
 from service.store import OVERRIDE_REASON_SYSTEM
-from tests.support.processes import SPINEHIP, spinehip_env
+from tests.support.processes import SPINEHIP, evaluate_in_process, spinehip_env
 
 REQUESTS = sorted((PROJECT_ROOT / "fixtures" / "requests").glob("*.json"))
 
@@ -67,18 +65,6 @@ def without_uuids(raw: bytes) -> bytes:
 
 def post(server: str, body: dict) -> requests.Response:
     return requests.post(f"{server}/cds-services/spinehip-{body['hook']}", json=body, timeout=10)
-
-
-def evaluate_in_process(path: Path, env: dict[str, str], monkeypatch, capsysbinary) -> tuple[int, bytes]:
-    """``spinehip evaluate`` run by this process under the server's environment."""
-    with monkeypatch.context() as patched:
-        for key in [k for k in os.environ if k.startswith("SPINEHIP_") or k == "DATABASE_URL"]:
-            patched.delenv(key)
-        for key, value in env.items():
-            patched.setenv(key, value)
-        capsysbinary.readouterr()
-        code = cli.main(["evaluate", str(path)])
-    return code, capsysbinary.readouterr().out
 
 
 @pytest.mark.parametrize("path", REQUESTS, ids=[p.stem for p in REQUESTS])

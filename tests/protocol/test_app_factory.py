@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+
+import pytest
 
 from service import fixtures
 from service.app import create_app
@@ -37,3 +40,12 @@ def test_without_them_the_factory_compiles_the_same_rules_itself(tmp_path, rules
     runtime = create_app(_settings(tmp_path)).extensions["spinehip"]
     assert runtime.rules.current is not ruleset
     assert runtime.rules.current.full_version == ruleset.full_version
+
+
+def test_a_prebuilt_rule_set_stating_another_snooze_length_is_refused(tmp_path, ruleset):
+    """The given set states the default 30 days; a service snoozing for 14 must not serve it."""
+    fortnight = dataclasses.replace(_settings(tmp_path), snooze_reasons=(("snooze-30d", 14),))
+    with pytest.raises(ValueError, match="SPINEHIP_SNOOZE_REASONS"):
+        create_app(fortnight, ruleset=ruleset)
+    assert create_app(_settings(tmp_path), ruleset=ruleset).extensions["spinehip"].rules.current \
+        is ruleset

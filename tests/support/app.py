@@ -48,7 +48,7 @@ def make_app(settings: Settings, **kwargs: Any) -> Flask:
     SQLite file. A test with rules or a database of its own gets them built as the service
     builds them."""
     if settings.rules_dir.resolve() == RULES_DIR.resolve():
-        kwargs.setdefault("ruleset", bundled_ruleset())
+        kwargs.setdefault("ruleset", bundled_ruleset(settings.snooze_reasons))
     target = new_sqlite_file(settings.database_url)
     if "store" not in kwargs and target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)

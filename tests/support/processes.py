@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from service import cli
 from service.config import PROJECT_ROOT
 
 SPINEHIP = Path(sys.executable).with_name("spinehip")
@@ -106,6 +107,20 @@ def spinehip_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPINEHIP_")}
     env.update(settings)
     return env
+
+
+def evaluate_in_process(path: Path, env: Mapping[str, str], monkeypatch, capsysbinary
+                        ) -> tuple[int, bytes]:
+    """``spinehip evaluate`` run by this process with only ``env``'s settings: its exit code and
+    standard output."""
+    with monkeypatch.context() as patched:
+        for key in [k for k in os.environ if k.startswith("SPINEHIP_") or k == "DATABASE_URL"]:
+            patched.delenv(key)
+        for key, value in env.items():
+            patched.setenv(key, value)
+        capsysbinary.readouterr()
+        code = cli.main(["evaluate", str(path)])
+    return code, capsysbinary.readouterr().out
 
 
 def start_spinehip(env: Mapping[str, str], log_dir: Path, *, workers: int = 1,

@@ -31,8 +31,8 @@ from tests.support.security import (
 )
 from tests.support.stores import fresh_pg_database
 
-#: An override reason the rules offer on their cards, configured here to silence a rule for 30 days.
-SNOOZE_REASON = "already-ordered"
+#: The snooze reason the rules offer on their cards, configured here for other days than its default.
+SNOOZE_REASON = "snooze-30d"
 #: A second tenant of the same EHR: its clinicians must not see or silence the first one's cards.
 OTHER_TENANT = "hospital-b"
 
@@ -106,7 +106,7 @@ def service_env(
         "DATABASE_URL": replica_database_url,
         "SPINEHIP_TRUSTED_CLIENTS": str(trust_file),
         "SPINEHIP_AUDIT_SECRET": "replica-test-audit-secret-of-32-bytes",
-        "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=30",
+        "SPINEHIP_SNOOZE_REASONS": f"{SNOOZE_REASON}=21",
         "SPINEHIP_DB_TIMEOUT": "10",  # what is stored is tested here, not faults (tests/faults)
     }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import PROJECT_ROOT
+from service.config import DEFAULT_SNOOZE_REASONS, PROJECT_ROOT
 from service.engine import RuleSet, load_ruleset
 from service.yamlsource import ConfigFileError
 
@@ -15,16 +15,17 @@ RULES_DIR = PROJECT_ROOT / "rules"
 
 
 @cache
-def compiled_rules() -> RuleSet:
-    """The bundled rules, compiled on first use only; raises ConfigFileError when invalid."""
-    return load_ruleset(RULES_DIR)
+def compiled_rules(snooze_reasons: tuple[tuple[str, int], ...] = DEFAULT_SNOOZE_REASONS) -> RuleSet:
+    """The bundled rules, compiled on first use only (per snooze setting, which their texts
+    state); raises ConfigFileError when invalid."""
+    return load_ruleset(RULES_DIR, snooze_reasons)
 
 
-def bundled_ruleset() -> RuleSet:
+def bundled_ruleset(snooze_reasons: tuple[tuple[str, int], ...] = DEFAULT_SNOOZE_REASONS) -> RuleSet:
     """The bundled rules for a test: invalid files fail that test, naming every error, instead
     of stopping collection."""
     try:
-        return compiled_rules()
+        return compiled_rules(snooze_reasons)
     except ConfigFileError as exc:
         pytest.fail(f"the bundled rule files are invalid:\n{exc}", pytrace=False)
 

@@ -266,3 +266,26 @@ def test_reload_from_the_page_shows_rejected_files_by_line_and_keeps_serving(tmp
     client.post("/admin/rules/reload-now", data={"csrf": csrf_of(page)})
     page = client.get("/admin/rules").get_data(as_text=True)
     assert "Loaded without errors" in page and f'id="served-version">{served}<' not in page
+
+
+def test_a_trial_giving_days_to_a_reason_that_does_not_snooze_is_refused_at_its_line(tmp_path) -> None:
+    """``{days}`` is the snooze length in force; on a reason that does not snooze it would state
+    a length nothing applies. The trial refuses it where it is written; the snooze reason's own
+    text is tried and accepted (its twin)."""
+    client = signed_in(make_client(tmp_path))
+    page = client.get("/admin/rules").get_data(as_text=True)
+    text = (RULES / "ruleset.yaml").read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("  patient-declined:"))
+    wrong = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "path": "ruleset.yaml",
+        "content": text.replace("  patient-declined: Patient declined",
+                                "  patient-declined: Patient declined; ask again in {days}")})
+    assert wrong.status_code == 422
+    [row] = table_rows(wrong.get_data(as_text=True), "trial-errors")
+    assert row[0].startswith(f"{RULES / 'ruleset.yaml'}:{line}:") and "patient-declined" in row[1]
+    snooze = next(t for t in text.splitlines() if t.startswith("  snooze-30d:"))
+    right = client.post("/admin/rules/try", data={
+        "csrf": csrf_of(page), "path": "ruleset.yaml",
+        "content": text.replace(snooze, "  snooze-30d: Seen to; hidden for {days}")})
+    assert right.status_code == 200, right.get_data(as_text=True)[:500]
+    assert "trial-errors" not in right.get_data(as_text=True)
