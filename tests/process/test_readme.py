@@ -1,7 +1,8 @@
 """The README's first screen does what it says, against a real ``spinehip serve``.
 
 A new user copies the curl command, the service ids and the demo patient ids from it: each must
-work as written, and every setting the service reads must be documented.
+work as written, and every setting the service reads must be documented. Where the README states
+a window or threshold of the rules, it names the parameter beside the bundled rules' value.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from service import fixtures
 from service.cdshooks.services import load_services
 from service.config import PROJECT_ROOT
 from tests.ops.test_deploy import LIBRARY_ENV, names_the_service_reads
+from tests.support.rules import bundled_ruleset
 
 README = (PROJECT_ROOT / "README.md").read_text()
 FIRST_SCREEN = README[: README.index("### Configuration")]
+RULE_TABLE = README[README.index("| rule (topic) |"):].split("\n\n", 1)[0]
+#: A value, then in parentheses the parameters it is the default of: "14 days (`neuro_window`",
+#: "6-week (`imaging_wait`, `hip_pattern_duration`)", "50 % (`relief_threshold`".
+STATED = re.compile(r"(\d+(?:-[a-z]+| [a-z]+| %)?) \(((?:`[a-z_]+`(?:, )?)+)")
+DURATION = re.compile(r"\b\d+(?:-| )(?:minute|hour|day|week|month|year)s?\b")
 
 
 def curl_post() -> list[str]:
@@ -82,3 +89,33 @@ def test_three_demo_patients_are_shown_and_each_is_answered_with_a_card(server) 
                                          if n.startswith("SPINEHIP_") or n == "DATABASE_URL"))
 def test_every_setting_the_service_reads_is_documented(name: str) -> None:
     assert f"`{name}`" in README
+
+
+def named_values() -> dict[str, set[str]]:
+    """Each named value of the bundled rules and the ways the README may write it."""
+    ruleset = bundled_ruleset()
+    forms = {name: {format(p), format(p, "adj")} if p.is_duration else {format(p), f"{format(p)} %"}
+             for name, p in ruleset.parameters.items()}
+    forms["min_age_years"] = {str(ruleset.eligibility.min_age_years)}
+    return forms
+
+
+def test_each_parameter_the_readme_names_is_stated_with_the_bundled_value() -> None:
+    """Changing a default in rules/ without the README fails here, and so does naming a
+    parameter without its value."""
+    forms = named_values()
+    stated = [(value, name) for value, names in STATED.findall(README)
+              for name in re.findall(r"`([a-z_]+)`", names)]
+    assert any(n in forms for _, n in stated), "the README names no parameter with its value"
+    assert [(v, n) for v, n in stated if n in forms and v not in forms[n]] == []
+    for name in forms:
+        assert README.count(f"`{name}`") == sum(n == name for _, n in stated), (
+            f"`{name}` is named without the value before it")
+
+
+def test_the_rule_table_states_no_window_without_its_parameter() -> None:
+    """A duration in the rule table is a parameter's value, so it names the parameter."""
+    unnamed = [m.group() for m in DURATION.finditer(RULE_TABLE)
+               if not RULE_TABLE[m.end():].startswith(" (`")]
+    assert RULE_TABLE.count("\n") >= 14
+    assert unnamed == []
