@@ -34,12 +34,12 @@ import requests
 from ruamel.yaml import YAML
 
 from service import fixtures
-from service.app import create_app
 from service.cdshooks import feedback as fb
 from service.cdshooks import request as rq
 from service.config import PROJECT_ROOT, Settings
 from service.engine.binding import FHIR_ID, REFERENCE
 from service.engine.hooks import HOOKS
+from tests.support.app import make_app
 from tests.support.processes import running, spinehip_env, start_spinehip
 
 OPENAPI = YAML(typ="safe").load((PROJECT_ROOT / "openapi.yaml").read_text())
@@ -397,7 +397,7 @@ def test_every_declared_status_is_received_by_some_case(served: Server) -> None:
 
 
 def test_every_route_and_method_of_the_service_is_described(tmp_path: Path) -> None:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", admin_token="x"))
+    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", admin_token="x"))
     described = {(path, method) for path, item in OPENAPI["paths"].items() for method in item}
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).replace("{service_id}", "{id}")

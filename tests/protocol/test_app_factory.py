@@ -43,7 +43,8 @@ def test_without_them_the_factory_compiles_the_same_rules_itself(tmp_path, rules
 
 
 def test_a_prebuilt_rule_set_stating_another_snooze_length_is_refused(tmp_path, ruleset):
-    """The given set states the default 30 days; a service snoozing for 14 must not serve it."""
+    """The given set states the default 30 days; a service snoozing for 14 must not serve it.
+    The factory itself: make_app would hand it the set compiled for its settings."""
     fortnight = dataclasses.replace(_settings(tmp_path), snooze_reasons=(("snooze-30d", 14),))
     with pytest.raises(ValueError, match="SPINEHIP_SNOOZE_REASONS"):
         create_app(fortnight, ruleset=ruleset)
