@@ -100,6 +100,7 @@ def _rule_lines(entry: dict[str, Any]) -> list[str]:
     for match in entry.get("matched", []):
         out.append(f"    {match['ref']} {match['display']} {match.get('date', '')}".rstrip())
     out += [f"    limit: {limit}" for limit in entry["limits"]]
+    out += [f"    offers {r['code']}: {r['display']}" for r in entry.get("overrideReasons", [])]
     return out
 
 
@@ -115,8 +116,9 @@ def explain_text(trace: dict[str, Any], version: str) -> str:
 
 
 def explained_trace(ruleset: RuleSet, ev: Evaluation, failed: dict[str, str]) -> dict[str, Any]:
-    """The evaluation's trace with each rule's status and limits, and for a rule that did not
-    fire the clause that failed."""
+    """The evaluation's trace with each rule's status and limits, for a card the override reasons
+    it offers (as the clinician reads them, snooze length filled in), and for a rule that did
+    not fire the clause that failed."""
     specs = {r.id: r.spec for r in ruleset.rules}
     rules = []
     for entry in ev.trace["rules"]:
@@ -124,6 +126,9 @@ def explained_trace(ruleset: RuleSet, ev: Evaluation, failed: dict[str, str]) ->
         extra: dict[str, Any] = {"ruleStatus": spec.status, "limits": list(spec.limits)}
         if entry.get("status") == "did not fire" and entry["rule"] in failed:
             extra["failedClause"] = failed[entry["rule"]]
+        if entry.get("status") == "card":
+            extra["overrideReasons"] = [{"code": c, "display": ruleset.override_reasons[c]}
+                                        for c in spec.override_reasons]
         rules.append({**entry, **extra})
     return {**ev.trace, "rules": rules}
 

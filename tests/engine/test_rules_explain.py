@@ -100,3 +100,17 @@ def test_the_failed_clause_is_read_from_the_context_patients_records_only():
     # Every record names another patient: nothing fires, and the explanation agrees.
     fired, failed = _why_not("someone-else")
     assert "spine-pattern-mri" not in fired and "spine-pattern-mri" in failed
+
+
+def test_a_card_shows_the_override_reasons_it_offers_with_the_snooze_in_force(capsys, monkeypatch):
+    """The admin reads the texts the clinician will: the snooze reason says the days the
+    settings apply (14 here, the default 30 without them)."""
+    request = str(FIXTURES / "requests" / "s13-piriformis.json")
+    monkeypatch.delenv("SPINEHIP_SNOOZE_REASONS", raising=False)
+    default = _rule_block(_explain(capsys, request), "piriformis-pattern")
+    monkeypatch.setenv("SPINEHIP_SNOOZE_REASONS", "snooze-30d=14")
+    fortnight = _rule_block(_explain(capsys, request), "piriformis-pattern")
+    assert default[0].endswith(": card")
+    line = "    offers snooze-30d: Addressed already; do not show again for {}"
+    assert line.format("30 days") in default and line.format("14 days") in fortnight
+    assert "    offers clinical-judgement: Clinical assessment differs from the data" in fortnight

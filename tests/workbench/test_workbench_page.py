@@ -289,3 +289,14 @@ def test_a_trial_giving_days_to_a_reason_that_does_not_snooze_is_refused_at_its_
         "content": text.replace(snooze, "  snooze-30d: Seen to; hidden for {days}")})
     assert right.status_code == 200, right.get_data(as_text=True)[:500]
     assert "trial-errors" not in right.get_data(as_text=True)
+
+
+def test_the_override_reasons_are_shown_as_cards_offer_them(tmp_path) -> None:
+    """The snooze reason's text and length are the settings' (14 days here); the others do not
+    snooze."""
+    client = signed_in(make_client(tmp_path, snooze_reasons=(("snooze-30d", 14),)))
+    rows = {row[0]: row[1:] for row in table_rows(client.get("/admin/rules").get_data(as_text=True),
+                                                   "override-reasons")}
+    assert rows["snooze-30d"] == ("Addressed already; do not show again for 14 days", "14 days")
+    assert rows["patient-declined"] == ("Patient declined", "")
+    assert set(rows) == set(load_ruleset(RULES).override_reasons)
