@@ -9,6 +9,8 @@ from __future__ import annotations
 import orjson
 from flask import Flask, Response, jsonify, request
 
+from service.heap import settle
+
 FIXED_CARD = {
     "uuid": "6f1c2d9e-3b0a-4f5e-9c1d-2a7b8e4f0c31",
     "summary": "Fixed card of the framework floor",
@@ -17,6 +19,7 @@ FIXED_CARD = {
 }
 
 app = Flask(__name__)
+settle()  # the garbage collector settings of `spinehip serve`, so only the application differs
 
 
 @app.post("/cds-services/<service_id>")

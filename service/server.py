@@ -21,6 +21,7 @@ from prometheus_client import multiprocess
 from service.app import create_app
 from service.config import Settings
 from service.engine import install_sighup
+from service.heap import settle
 from service.logging_setup import configure_logging
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class _Gunicorn(BaseApplication):
         self.cfg.set("logger_class", _JsonLogger)
 
     def load(self) -> Flask:
+        settle()  # in the master, after preloading: the workers inherit a settled heap
         return self.app
 
     def _post_fork(self, _server: Any, _worker: Any) -> None:
