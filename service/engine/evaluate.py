@@ -165,7 +165,7 @@ class _Evaluator:
     def _match(self, name: str) -> list[Fact]:
         finding = self.rs.findings[name]
         spec = finding.spec
-        out = [f for f in self._candidates(finding)
+        out = [f for f in self.facts.by_finding.get(name, ())
                if _record_counts(f, spec) and self._fits(f, finding)]
         if spec.laterality == BOTH and combine(f.laterality for f in out) != BOTH:
             out = []
@@ -174,14 +174,6 @@ class _Evaluator:
         out.sort(key=lambda f: (f.when is None, f.when, f.ref))
         self._note_doubts(name, spec, out)
         return out
-
-    def _candidates(self, finding: CompiledFinding) -> Iterable[Fact]:
-        """Facts carrying one of the finding's codes, each once."""
-        candidates: dict[int, Fact] = {}
-        for key in finding.codes:
-            for fact in self.facts.by_code.get(key, ()):
-                candidates[id(fact)] = fact
-        return candidates.values()
 
     def _fits(self, fact: Fact, finding: CompiledFinding) -> bool:
         """The fact falls in the finding's window and value range, at its body site and side."""

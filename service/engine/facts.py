@@ -104,10 +104,11 @@ class Fact:
 
 @dataclass
 class FactBase:
-    """All facts of one request, indexed by code, plus what the normaliser passed over."""
+    """All facts of one request, indexed by the findings whose codes they carry, plus what the
+    normaliser passed over."""
 
     facts: list[Fact]
-    by_code: dict[CodeKey, list[Fact]]
+    by_finding: dict[str, list[Fact]]
     birth_date: date | None
     patient_ref: str | None
     resources_seen: int
@@ -246,17 +247,18 @@ def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> dict
             "date_text": _date_text(raw, when)}
 
 
-def _fact(ref: str, record: Mapping[str, Any], keys: tuple[CodeKey, ...], ruleset: RuleSet,
-          draft: bool, now: datetime | None, doubts: tuple[str, ...] = (),
-          present: bool | None = None) -> Fact | str:
-    """A Fact, or the reason (str) the record is ignored under the status policy."""
+def _fact(ref: str, record: Mapping[str, Any], keys: tuple[CodeKey, ...],
+          written: tuple[CodeKey, ...], ruleset: RuleSet, draft: bool, now: datetime | None,
+          doubts: tuple[str, ...] = (), present: bool | None = None) -> Fact | str:
+    """A Fact with the finding ``keys``, or the reason (str) the record is ignored under the
+    status policy; ``written`` are the record's own codes, canonical."""
     rtype = record["resourceType"]
     concepts = _code_concepts(record)
     sites = _body_sites(record)
     common: dict[str, Any] = {
         "ref": ref, "resource_type": rtype, "codes": keys,
         "display": _display(concepts, ruleset), "body_sites": frozenset(sites),
-        "laterality": record_side(code_keys(concepts), sites, ruleset.laterality),
+        "laterality": record_side(written, sites, ruleset.laterality),
         "draft": draft, **_when(record, rtype, now),
     }
     status = _status_code(record.get("status"))
@@ -347,31 +349,47 @@ def _indexed(coding: Any, ruleset: RuleSet) -> bool | None:
     return verdict
 
 
+def _concept_key(concept: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The concept as written (text, then every coding's system, code and display), or None
+    when it has no coding or a coding that is not an object."""
+    found = concept.get("coding")
+    if type(found) is not list or not found:
+        return None
+    if len(found) == 1:  # the usual EHR row: one coding
+        coding = found[0]
+        if type(coding) is not dict:
+            return None
+        return (concept.get("text"), coding.get("system"), coding.get("code"),
+                coding.get("display"))
+    parts = [concept.get("text")]
+    for coding in found:
+        if type(coding) is not dict:
+            return None
+        parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+    return tuple(parts)
+
+
 def _concept_names_nothing(concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
     """True when none of a code's codings (written however) is one a rule uses, and, unless one
     of them is a standard code, neither its text nor any display names a finding.
 
-    Remembered per concept as written, every coding's system, code and display and the text
-    (an EHR repeats its "Heart rate" rows): the verdict depends on nothing else. A concept with
-    a part that is not a plain JSON value is not remembered and not judged here.
+    Remembered per concept as written (an EHR repeats its "Heart rate" rows): the verdict
+    depends on nothing else. A concept with a part that is not a plain JSON value is not
+    remembered and not judged here.
     """
-    found = concept.get("coding")
-    if type(found) is not list or not found:
+    key = _concept_key(concept)
+    if key is None:
         return False
-    parts = [concept.get("text")]
-    for coding in found:
-        if type(coding) is not dict:
-            return False
-        parts += (coding.get("system"), coding.get("code"), coding.get("display"))
-    key = tuple(parts)
     memo = ruleset.concept_verdicts
     try:
         verdict = memo.get(key)
     except TypeError:  # an object or a list where a string belongs: the full path reports it
         return False
     if verdict is None:
+        found = concept["coding"]
         verdict = _judge_concept(found, concept, ruleset)
-        if len(memo) < MAX_VERDICTS and sum(len(p) for p in parts if type(p) is str) <= MAX_REMEMBERED_CHARS:
+        if len(memo) < MAX_VERDICTS and \
+                sum(len(p) for p in key if type(p) is str) <= MAX_REMEMBERED_CHARS:
             memo[key] = verdict
     return verdict
 
@@ -397,8 +415,10 @@ def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
             or not _concept_names_nothing(concept, ruleset):
         return False
     value = resource.get("valueCodeableConcept")
+    if value is None:
+        return True
     if type(value) is not dict:
-        return value is None
+        return False
     codings_of_value = value.get("coding") or []
     return type(codings_of_value) is list and not any(
         _indexed(c, ruleset) for c in codings_of_value)
@@ -425,10 +445,11 @@ def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool,
         base.excluded[binding.UNREADABLE] += 1
         base.skipped.append({"ref": "?", "reason": "not a JSON object"})
         return
-    excluded = binding.exclusion(resource, patient_id)
-    if excluded:
-        base.excluded[excluded] += 1  # no reference kept: it may name another patient
-        return
+    if patient_id is not None:
+        excluded = binding.exclusion(resource, patient_id)
+        if excluded:
+            base.excluded[excluded] += 1  # no reference kept: it may name another patient
+            return
     rtype = resource.get("resourceType")
     if rtype == "Patient":
         _patient(base, resource)
@@ -467,11 +488,12 @@ def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str
             return False
         indexed, negated = phrases
         doubts, present = (UNCODED,), (False if negated else None)
-    fact = _fact(ref, record, indexed, ruleset, draft, now, doubts, present)
+    fact = _fact(ref, record, indexed, keys, ruleset, draft, now, doubts, present)
     if isinstance(fact, str):
         base.ignored.append({"ref": ref, "reason": fact})
         return True
     base.facts.append(fact)
-    for key in dict.fromkeys(indexed):
-        base.by_code.setdefault(key, []).append(fact)
+    index = ruleset.code_index
+    for name in dict.fromkeys(n for key in indexed for n in index.get(key, ())):
+        base.by_finding.setdefault(name, []).append(fact)
     return True

@@ -1,22 +1,30 @@
 """A wall-clock limit on each database operation of the hook path.
 
-The operation runs on a small per-process thread pool and the caller waits at most ``bound_s``.
-An operation that overruns keeps its thread until the engine's own timeouts end it; while every
-thread is still busy, further operations fail at once instead of queueing behind them. After a
-failure, operations fail at once for ``cooldown_s`` (a circuit breaker): during an outage a call
-pays the bound once, not on every look-up and write of every call. Whatever the cause (refused
-connection, lock, stalled server, full pool), the caller sees one exception,
+A server database (PostgreSQL) can stall mid-answer where no driver timeout reaches, so there the
+operation runs on a small per-process thread pool and the caller waits at most ``bound_s``. An
+operation that overruns keeps its thread until the engine's own timeouts end it; while every
+thread is still busy, further operations fail at once instead of queueing behind them.
+
+SQLite runs in the calling thread, without the hand-off: its only waits are its locks and its
+own work, and both are cut at the operation's :data:`DEADLINE` (each statement's busy timeout is
+the time left, and a statement still running then is interrupted; ``database.engine_for``).
+
+After a failure, operations fail at once for ``cooldown_s`` (a circuit breaker): during an outage
+a call pays the bound once, not on every look-up and write of every call. Whatever the cause
+(refused connection, lock, stalled server, full pool), the caller sees one exception,
 :class:`DatabaseUnavailable`, and decides what degraded answer to give.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import ContextVar
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -29,6 +37,8 @@ COOLDOWN_S = 1.0
 DATABASE_FAULTS = (DBAPIError, PoolTimeout, OSError)
 #: The faults that pass: retrying later may succeed (unlike a constraint the data violates).
 TRANSIENT_FAULTS = (OperationalError, InterfaceError, PoolTimeout, OSError)
+#: When the operation running in this thread must end (``time.monotonic()``); infinite outside one.
+DEADLINE: ContextVar[float] = ContextVar("database_deadline", default=math.inf)
 
 
 class DatabaseUnavailable(Exception):
@@ -49,8 +59,10 @@ def describe(exc: BaseException) -> str:
 class Bounded:
     """Runs callables with a wall-clock bound; one instance per store, threads made per process."""
 
-    def __init__(self, bound_s: float, threads: int = THREADS, cooldown_s: float = COOLDOWN_S) -> None:
+    def __init__(self, bound_s: float, threads: int = THREADS, cooldown_s: float = COOLDOWN_S,
+                 *, inline: bool = False) -> None:
         self.bound_s = bound_s
+        self.inline = inline
         self.cooldown_s = cooldown_s
         self._open_until = 0.0
         self._threads = threads
@@ -77,7 +89,7 @@ class Bounded:
         if not probe and time.monotonic() < self._open_until:
             raise DatabaseUnavailable(operation, "failed moments ago; not retried yet")
         try:
-            result = self._run(operation, fn)
+            result = self._run_inline(operation, fn) if self.inline else self._run(operation, fn)
         except DatabaseUnavailable:
             self._open_until = time.monotonic() + self.cooldown_s
             raise
@@ -97,6 +109,18 @@ class Bounded:
             raise DatabaseUnavailable(operation, f"no answer within {self.bound_s * 1000:.0f} ms") from None
         except DATABASE_FAULTS as exc:
             raise DatabaseUnavailable(operation, describe(exc)) from exc
+
+    def _run_inline(self, operation: str, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.bound_s
+        token = DEADLINE.set(deadline)
+        try:
+            return fn()
+        except DATABASE_FAULTS as exc:
+            reason = (f"no answer within {self.bound_s * 1000:.0f} ms"
+                      if time.monotonic() >= deadline else describe(exc))
+            raise DatabaseUnavailable(operation, reason) from exc
+        finally:
+            DEADLINE.reset(token)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -3,12 +3,16 @@
 Every wait an engine can make is capped by ``bound_s``: SQLite's busy timeout, PostgreSQL's
 statement timeout and the pool checkout. libpq cannot wait less than 2 s for a connection, and a
 server that stops answering mid-query holds a socket read forever, so the hook path also runs each
-operation under a wall-clock limit (:mod:`service.store.bounded`).
+operation under a wall-clock limit (:mod:`service.store.bounded`). Inside such an operation a
+SQLite statement waits for a lock only as long as the operation has left, and is interrupted
+when its deadline passes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +23,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from service.store.bounded import DEADLINE
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same in every replica that migrates at startup.
@@ -47,6 +53,7 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
         busy_s = UNBOUNDED_BUSY_S if bound_s is None else bound_s
         engine = create_engine(parsed, connect_args={"timeout": busy_s}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _sqlite_wait_no_longer_than_left)
         return engine
     if not parsed.drivername.startswith("postgresql"):
         raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
@@ -74,6 +81,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    dbapi_connection.set_progress_handler(_past_deadline, SQLITE_PROGRESS_STEPS)
+
+
+#: Virtual-machine steps between deadline checks: a few microseconds of SQLite work.
+SQLITE_PROGRESS_STEPS = 10_000
+
+
+def _past_deadline() -> bool:
+    """SQLite's progress handler: a true answer interrupts the running statement."""
+    return time.monotonic() > DEADLINE.get()
+
+
+def _sqlite_wait_no_longer_than_left(_conn: Any, cursor: Any, *_args: Any) -> None:
+    """Inside a bounded operation, the statement's busy timeout is the time the operation has
+    left, so a lock met late cannot stretch the operation past its bound."""
+    deadline = DEADLINE.get()
+    if deadline != math.inf:
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        cursor.connection.execute(f"PRAGMA busy_timeout = {left_ms}")
 
 
 @contextmanager

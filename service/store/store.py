@@ -101,7 +101,8 @@ class Store:
         self.faults = faults or Faults()
         directory = journal_directory(self.faults.journal_dir, engine)
         self.journal = Journal(directory, self.faults.journal_max_bytes)
-        self._bounded = Bounded(self.faults.bound_s)
+        # SQLite is a local file: its waits are cut in the calling thread (see store.bounded).
+        self._bounded = Bounded(self.faults.bound_s, inline=engine.dialect.name == "sqlite")
         self._spent = InMemoryReplayCache(capacity=FALLBACK_JTI_CAPACITY)
         self.replayer = Replayer(self.journal, self.replay_entries, self.ping, self.faults.replay_interval_s)
 

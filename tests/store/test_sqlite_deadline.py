@@ -1,0 +1,107 @@
+"""SQLite runs in the calling thread, and its bound still holds: a statement that runs too long is
+interrupted at the bound, a lock met late waits only for the time the operation has left, and
+work inside the bound is answered as usual."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from service.store import DatabaseUnavailable
+from service.store.bounded import Bounded
+from service.store.database import engine_for
+from tests.support.databases import sqlite_locked
+
+# Counting to a billion takes SQLite well over a minute: only an interruption ends it sooner.
+ENDLESS = text("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000)"
+               " SELECT count(*) FROM n")
+SHORT = text("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)"
+             " SELECT count(*) FROM n")
+BOUND_S = 1.0
+#: Room for a loaded machine, and still well short of two bounds (a lock wait that restarted its
+#: full busy timeout after the operation had already spent most of its bound).
+WITHIN_S = 1.6
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}", BOUND_S)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (x INTEGER)"))
+    yield engine
+    engine.dispose()
+
+
+def query(engine, statement):
+    def run():
+        with engine.connect() as connection:
+            return connection.execute(statement).scalar_one()
+    return run
+
+
+def insert_after(engine, pause_s: float):
+    def run():
+        time.sleep(pause_s)  # the operation's own work before it writes
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+        return True
+    return run
+
+
+def test_sqlite_operations_run_in_the_calling_thread(engine) -> None:
+    assert Bounded(BOUND_S, inline=True).run("count", query(engine, SHORT)) == 1000
+
+
+def test_a_statement_running_past_the_bound_is_interrupted(engine) -> None:
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable) as caught:
+        Bounded(BOUND_S, inline=True).run("count", query(engine, ENDLESS))
+    assert time.monotonic() - started < WITHIN_S
+    assert caught.value.reason == f"no answer within {BOUND_S * 1000:.0f} ms"
+
+
+def test_the_interruption_comes_at_the_operations_own_deadline(engine) -> None:
+    """Not at the engine's bound: an operation given longer runs its statement that long."""
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable):
+        Bounded(BOUND_S * 3, inline=True).run("count", query(engine, ENDLESS))
+    assert time.monotonic() - started >= BOUND_S * 3
+
+
+def test_a_lock_met_late_waits_only_for_what_is_left(engine, tmp_path: Path) -> None:
+    with sqlite_locked(tmp_path / "store.db"):
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            Bounded(BOUND_S, inline=True).run("write", insert_after(engine, BOUND_S * 0.8))
+        assert time.monotonic() - started < WITHIN_S
+
+
+def test_a_write_inside_the_bound_lands(engine) -> None:
+    assert Bounded(BOUND_S, inline=True).run("write", insert_after(engine, BOUND_S * 0.2))
+    assert query(engine, text("SELECT count(*) FROM t"))() == 1
+
+
+def test_the_breaker_opens_after_an_interrupted_operation(engine) -> None:
+    bounded = Bounded(BOUND_S, inline=True, cooldown_s=60)
+    with pytest.raises(DatabaseUnavailable):
+        bounded.run("count", query(engine, ENDLESS))
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable) as caught:
+        bounded.run("count", query(engine, SHORT))
+    assert "not retried yet" in caught.value.reason and time.monotonic() - started < 0.5
+    assert bounded.run("ping", query(engine, SHORT), probe=True) == 1000  # a probe closes it
+
+
+def test_the_store_runs_sqlite_inline_and_postgresql_on_threads(tmp_path: Path) -> None:
+    from service.store import Store
+
+    sqlite = Store.from_url(f"sqlite:///{tmp_path / 's.db'}")
+    postgres = Store.from_url("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        assert sqlite._bounded.inline and not postgres._bounded.inline
+    finally:
+        sqlite.close()
+        postgres.close()
