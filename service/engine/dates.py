@@ -58,7 +58,10 @@ def read_date(raw: Any, now: datetime | None = None) -> When:
         return When(doubt=UNREADABLE)
     text = raw.strip()
     try:
-        if _YEAR.fullmatch(text):
+        if len(text) > len("YYYY-MM-DD"):  # a time is given: the usual EHR dateTime
+            start = parse_instant(text)
+            when = When(start, start)
+        elif _YEAR.fullmatch(text):
             start = datetime(int(text), 1, 1, tzinfo=UTC)
             when = When(start, start.replace(year=start.year + 1), PARTIAL)
         elif match := _YEAR_MONTH.fullmatch(text):

@@ -23,9 +23,10 @@ from service.engine.ruleset import CompiledFinding, CompiledRule, RuleSet
 RED_FLAG_ONLY_NOTE = "counted for red flags only"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Evidence:
-    """A matched fact as the card and the audit show it."""
+    """A matched fact as the card and the audit show it; not changed once made (not frozen,
+    as :class:`Fact`, because a request makes dozens)."""
 
     ref: str
     finding: str
@@ -133,6 +134,8 @@ class _Evaluator:
         self.now = now
         self.hook = hook
         self._matches: dict[str, list[Fact]] = {}
+        self._found: dict[str, tuple[Evidence, ...]] = {}
+        self._conditions: dict[str, tuple[bool, Sequence[Evidence]]] = {}
         self._doubts: dict[tuple[str, str], tuple[str, ...]] = {}
         self._scores: dict[str, tuple[float, list[Evidence], list[dict[str, Any]]]] = {}
         self._durations: dict[str, tuple[timedelta | None, list[Evidence]]] = {}
@@ -147,6 +150,12 @@ class _Evaluator:
 
     def evidence(self, fact: Fact, name: str) -> Evidence:
         return Evidence.of(fact, name, self._doubts.get((name, fact.ref), ()))
+
+    def found(self, name: str) -> tuple[Evidence, ...]:
+        """The evidence of every fact the finding matched (made once: conditions ask often)."""
+        if name not in self._found:
+            self._found[name] = tuple(self.evidence(f, name) for f in self.matches(name))
+        return self._found[name]
 
     def _in_window(self, fact: Fact, spec: m.Finding) -> bool:
         """Inside the finding's window; an uncertain date is only for red flags, and then
@@ -294,12 +303,16 @@ class _Evaluator:
 
     # ------------------------------------------------------------ conditions
 
-    def truth(self, node: Node) -> tuple[bool, list[Evidence]]:
+    def truth(self, node: Node) -> tuple[bool, Sequence[Evidence]]:
+        """Whether the condition holds, and its evidence (never to be changed by the caller:
+        named conditions and findings answer from a memo)."""
         if isinstance(node, Ref):
             if node.kind == "condition":
-                return self.truth(self.rs.conditions[node.name])
-            facts = self.matches(node.name)
-            return bool(facts), [self.evidence(f, node.name) for f in facts]
+                if node.name not in self._conditions:
+                    self._conditions[node.name] = self.truth(self.rs.conditions[node.name])
+                return self._conditions[node.name]
+            found = self.found(node.name)
+            return bool(found), found
         if isinstance(node, AllOf):
             evidence: list[Evidence] = []
             for child in node.children:
@@ -324,7 +337,7 @@ class _Evaluator:
             return self._compare(node)
         raise TypeError(f"unknown condition node {node!r}")
 
-    def _compare(self, node: Compare) -> tuple[bool, list[Evidence]]:
+    def _compare(self, node: Compare) -> tuple[bool, Sequence[Evidence]]:
         if node.kind == "score":
             value, evidence, _ = self.score(node.name)
         elif node.kind == "duration":
@@ -333,8 +346,8 @@ class _Evaluator:
             relief = self.relief(node.name)
             value, evidence = (relief.percent, relief.evidence) if relief else (None, [])
         else:
-            facts = self.matches(node.name)
-            value, evidence = len(facts), [self.evidence(f, node.name) for f in facts]
+            evidence = self.found(node.name)
+            value = len(evidence)
         if value is None:
             return False, []
         ok = OPS[node.op](value, node.value)
@@ -444,7 +457,7 @@ def _age(facts: FactBase, now: datetime) -> int | None:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def _decide(ev: _Evaluator, rule: CompiledRule, evidence: list[Evidence]) -> Decision:
+def _decide(ev: _Evaluator, rule: CompiledRule, evidence: Sequence[Evidence]) -> Decision:
     spec = rule.spec
     evidence_t = _dedupe(evidence)
     side = _side(evidence_t)
@@ -608,7 +621,7 @@ class _RulePass:
             return "age unknown: red-flag rules only"
         return None
 
-    def _outcome(self, rule: CompiledRule, evidence: list[Evidence]) -> dict[str, Any]:
+    def _outcome(self, rule: CompiledRule, evidence: Sequence[Evidence]) -> dict[str, Any]:
         """What became of a rule that fired: suppressed, withheld, snoozed, a card or shadow."""
         spec = rule.spec
         if spec.id in self.suppressed_by:

@@ -71,9 +71,12 @@ class UnreadableResource(ValueError):
     """A resource whose shape or values do not follow FHIR R4 closely enough to use."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fact:
-    """One coded statement from one place in one resource, ready for matching."""
+    """One coded statement from one place in one resource, ready for matching.
+
+    Not changed once made. Not frozen: a request makes dozens, and a frozen dataclass is four
+    times slower to build."""
 
     ref: str
     resource_type: str
@@ -247,13 +250,12 @@ def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> dict
             "date_text": _date_text(raw, when)}
 
 
-def _fact(ref: str, record: Mapping[str, Any], keys: tuple[CodeKey, ...],
+def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[CodeKey, ...],
           written: tuple[CodeKey, ...], ruleset: RuleSet, draft: bool, now: datetime | None,
           doubts: tuple[str, ...] = (), present: bool | None = None) -> Fact | str:
     """A Fact with the finding ``keys``, or the reason (str) the record is ignored under the
-    status policy; ``written`` are the record's own codes, canonical."""
+    status policy; ``written`` are the codes of the record's code ``concepts``, canonical."""
     rtype = record["resourceType"]
-    concepts = _code_concepts(record)
     sites = _body_sites(record)
     common: dict[str, Any] = {
         "ref": ref, "resource_type": rtype, "codes": keys,
@@ -476,9 +478,10 @@ def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool,
 def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str, Any],
                  draft: bool, now: datetime | None) -> bool:
     """Add the fact of one place; True when the place mattered to some rule."""
-    keys = code_keys(_code_concepts(record))
+    concepts = _code_concepts(record)
+    keys = code_keys(concepts)
     indexed = _index_keys(keys, ruleset)
-    if record.get("resourceType") == "Observation" and MEASURED & set(keys):
+    if record.get("resourceType") == "Observation" and not MEASURED.isdisjoint(keys):
         indexed += measured_findings(keys, *quantity(record))
     doubts: tuple[str, ...] = ()
     present = None
@@ -488,7 +491,7 @@ def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str
             return False
         indexed, negated = phrases
         doubts, present = (UNCODED,), (False if negated else None)
-    fact = _fact(ref, record, indexed, keys, ruleset, draft, now, doubts, present)
+    fact = _fact(ref, record, concepts, indexed, keys, ruleset, draft, now, doubts, present)
     if isinstance(fact, str):
         base.ignored.append({"ref": ref, "reason": fact})
         return True
