@@ -88,7 +88,7 @@ def run_over_http(results: Results, plan: Plan, engine: Engine, now: datetime, p
                 results.skipped[part] = str(exc)
             return
         if "B" in parts:
-            progress(f"B: load at concurrency {plan.http.concurrency}, floor then service")
+            progress(f"B: load at concurrency {plan.http.concurrency}, floor and service in turns")
             results.http = measure_http(service.base_url, floor.base_url,
                                         orjson.dumps(synthetic.body), synthetic.size, plan.http)
             progress(f"B: profiling {plan.request_profile} requests through the Flask request path")

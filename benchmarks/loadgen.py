@@ -30,6 +30,16 @@ class LoadResult:
         return self.completed / self.seconds
 
 
+def combined(results: list[LoadResult]) -> LoadResult:
+    """Several runs against one endpoint as one: requests and seconds added, latencies pooled."""
+    return LoadResult(
+        sum(r.completed for r in results), sum(r.errors for r in results),
+        sum(r.seconds for r in results),
+        Timings(tuple(t for r in results for t in r.latency.samples)),
+        next((r.first_error for r in results if r.first_error), None),
+    )
+
+
 def run_load(
     url: str,
     body: bytes,

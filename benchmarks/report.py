@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.fallback import FallbackResult
-from benchmarks.http_bench import HttpResult
+from benchmarks.http_bench import ROUNDS, HttpResult
 from benchmarks.inprocess import SizeResult
 from benchmarks.loadgen import LoadResult
 from benchmarks.profiling import Profile, ProfileLine
@@ -150,7 +150,8 @@ def _section_b(http: HttpResult) -> list[str]:
         f"({http.body_bytes / 1024:.0f} KiB), concurrency {http.concurrency}",
         "",
         "Both under gunicorn, 2 sync workers, the options of `spinehip serve`; the load generator "
-        "(Python threads, keep-alive sessions) runs on the same cores.",
+        "(Python threads, keep-alive sessions) runs on the same cores. The two take turns in "
+        f"{ROUNDS} rounds, so other work on the machine falls on both alike.",
         "",
         *table(["endpoint", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
                [_load_row("spinehip-cds", http.service),

@@ -67,22 +67,16 @@ def _classify(value: Any) -> str:
     return "resource"
 
 
-def _bound(resources: Iterable[dict[str, Any]], request: HookRequest, expected: str | None,
-           data: ResolvedData) -> list[dict[str, Any]]:
-    """Only the context patient's resources of the type the query asked for (§2.0.1)."""
-    out = []
+def _keep(resources: Iterable[dict[str, Any]], request: HookRequest, expected: str | None,
+          data: ResolvedData, into: dict[Any, dict[str, Any]]) -> None:
+    """Only the context patient's resources of the type the query asked for (§2.0.1), each
+    once by type and id: several keys (and pages) may return the same resource."""
+    patient_id = request.patient_id
     for resource in resources:
-        reason = exclusion(resource, request.patient_id, expected)
+        reason = exclusion(resource, patient_id, expected)
         if reason:
             data.excluded[reason] += 1
-        else:
-            out.append(resource)
-    return out
-
-
-def _merge(resources: Iterable[dict[str, Any]], into: dict[Any, dict[str, Any]]) -> None:
-    """De-duplicate by type and id: several keys (and pages) may return the same resource."""
-    for resource in resources:
+            continue
         kind, ident = resource.get("resourceType"), resource.get("id")
         # Only well-formed type/id pairs de-duplicate; anything else is kept as it is, once.
         key = (kind, ident) if type(kind) is str and type(ident) is str else id(resource)
@@ -114,20 +108,20 @@ def resolve_prefetch(service: CdsService, request: HookRequest, source: DataSour
             # A paged prefetch: the rest must come from the server, or red flags could be missed.
             to_fetch[key] = rest
             resources, outcomes = bundle_resources(value)
-            _merge(_bound(resources, request, expected[key], data), merged)
+            _keep(resources, request, expected[key], data, merged)
             data.outcomes.extend(outcomes)
         else:
             resources, outcomes = (
                 bundle_resources(value) if value["resourceType"] == "Bundle" else ([value], [])
             )
-            _merge(_bound(resources, request, expected[key], data), merged)
+            _keep(resources, request, expected[key], data, merged)
             data.outcomes.extend(outcomes)
             data.sources[key] = "prefetch"
 
     if to_fetch:
         fetched = source.fetch(to_fetch)
         for key in sorted(fetched):
-            _merge(_bound(fetched[key].resources, request, expected[key], data), merged)
+            _keep(fetched[key].resources, request, expected[key], data, merged)
             data.outcomes.extend(fetched[key].outcomes)
         data.sources.update(dict.fromkeys(to_fetch, source.name))
     data.resources = list(merged.values())

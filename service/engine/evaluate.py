@@ -125,8 +125,9 @@ class Relief:
     laterality: str | None
 
 
-class _Evaluator:
-    """Memoised look-ups for one request; discarded afterwards."""
+class Evaluator:
+    """Memoised look-ups for one request; discarded afterwards. Public for ``whynot``, which
+    asks the same questions of the same facts to say why a rule did not fire."""
 
     def __init__(self, ruleset: RuleSet, facts: FactBase, now: datetime, hook: str):
         self.rs = ruleset
@@ -457,7 +458,7 @@ def _age(facts: FactBase, now: datetime) -> int | None:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def _decide(ev: _Evaluator, rule: CompiledRule, evidence: Sequence[Evidence]) -> Decision:
+def _decide(ev: Evaluator, rule: CompiledRule, evidence: Sequence[Evidence]) -> Decision:
     spec = rule.spec
     evidence_t = _dedupe(evidence)
     side = _side(evidence_t)
@@ -472,7 +473,7 @@ def _decide(ev: _Evaluator, rule: CompiledRule, evidence: Sequence[Evidence]) ->
     )
 
 
-def _plan_suggestions(ev: _Evaluator, rule: CompiledRule) -> tuple[PlannedSuggestion, ...]:
+def _plan_suggestions(ev: Evaluator, rule: CompiledRule) -> tuple[PlannedSuggestion, ...]:
     """The rule's suggestions whose own condition holds; removing drafts only when some match."""
     planned = []
     for sug in rule.suggestions:
@@ -490,7 +491,7 @@ def _plan_suggestions(ev: _Evaluator, rule: CompiledRule) -> tuple[PlannedSugges
     return tuple(planned)
 
 
-def _pama(ev: _Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
+def _pama(ev: Evaluator, decisions: Sequence[Decision]) -> dict[str, str]:
     """PAMA-style rating per imaging draft: a guard that matched it rates it not appropriate, a
     rule suggesting the same order rates it appropriate; with neither, no rating is determined
     and the draft gets none (the PAMA guide forbids a systemAction without a rating)."""
@@ -556,7 +557,7 @@ def evaluate(
         raise ValueError("`now` must be timezone-aware")
     facts = call_facts(ruleset, resources, now=now, hook=hook, draft_orders=draft_orders,
                        selections=selections, patient_id=patient_id)
-    ev = _Evaluator(ruleset, facts, now, hook)
+    ev = Evaluator(ruleset, facts, now, hook)
     rules = _RulePass(ev, _age(facts, now), ev.red_flag_evidence(), silenced)
     rule_trace = [rules.run(rule) for rule in ruleset.rules]
     pama = _pama(ev, rules.decisions)
@@ -571,7 +572,7 @@ class _RulePass:
     """One pass over the rules in precedence order: each rule's trace entry, the decisions made
     so far and the rules they suppress."""
 
-    def __init__(self, ev: _Evaluator, age: int | None, red_flag_evidence: list[Evidence],
+    def __init__(self, ev: Evaluator, age: int | None, red_flag_evidence: list[Evidence],
                  silenced: Collection[str]):
         self.ev = ev
         self.age = age
@@ -647,7 +648,7 @@ class _RulePass:
                 self.suppressed_by.setdefault(target, spec.id)
 
 
-def _trace(ev: _Evaluator, age: int | None, rules: list[dict[str, Any]],
+def _trace(ev: Evaluator, age: int | None, rules: list[dict[str, Any]],
            pama: Mapping[str, str]) -> dict[str, Any]:
     """The trace a person can follow: inputs, facts, derived values and every rule's outcome."""
     facts = ev.facts

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.engine.compiled import RuleSet
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
-from service.engine.evaluate import _Evaluator, call_facts
+from service.engine.evaluate import Evaluator, call_facts
 
 SYMBOLS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "eq": "="}
 
@@ -24,7 +24,7 @@ def failed_clauses(ruleset: RuleSet, resources: Iterable[Mapping[str, Any]], *, 
     """Rule id -> the failed clause, for every rule whose condition is false on this data."""
     facts = call_facts(ruleset, resources, now=now, hook=hook, draft_orders=draft_orders,
                        selections=selections, patient_id=patient_id)
-    ev = _Evaluator(ruleset, facts, now, hook)
+    ev = Evaluator(ruleset, facts, now, hook)
     return {rule.id: _why(ev, rule.when) for rule in ruleset.rules if not ev.truth(rule.when)[0]}
 
 
@@ -51,7 +51,7 @@ def label(node: Node) -> str:
     return f"{node.kind} {node.name} {SYMBOLS[node.op]} {_value(node.value)}{named}"
 
 
-def _actual(ev: _Evaluator, node: Compare) -> Any:
+def _actual(ev: Evaluator, node: Compare) -> Any:
     if node.kind == "score":
         return ev.score(node.name)[0]
     if node.kind == "duration":
@@ -62,7 +62,7 @@ def _actual(ev: _Evaluator, node: Compare) -> Any:
     return len(ev.matches(node.name))
 
 
-def _why(ev: _Evaluator, node: Node) -> str:
+def _why(ev: Evaluator, node: Node) -> str:
     """The failing part of a false ``node``, as deep as it goes."""
     if isinstance(node, Ref):
         if node.kind == "condition":
