@@ -74,18 +74,22 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect, **pool)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     """WAL lets readers and the one writer of several workers proceed together; NORMAL sync is
     durable across application crashes, and an audit write per request then costs no fsync."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    record.info[ENGINE_BUSY_MS] = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
     cursor.close()
     dbapi_connection.set_progress_handler(_past_deadline, SQLITE_PROGRESS_STEPS)
 
 
 #: Virtual-machine steps between deadline checks: a few microseconds of SQLite work.
 SQLITE_PROGRESS_STEPS = 10_000
+#: Keys of a pooled connection's info: the busy timeout its engine gave it, and whether an
+#: operation's time left has replaced it.
+ENGINE_BUSY_MS, BUSY_CUT = "spinehip_engine_busy_ms", "spinehip_busy_cut"
 
 
 def _past_deadline() -> bool:
@@ -93,13 +97,18 @@ def _past_deadline() -> bool:
     return time.monotonic() > DEADLINE.get()
 
 
-def _sqlite_wait_no_longer_than_left(_conn: Any, cursor: Any, *_args: Any) -> None:
+def _sqlite_wait_no_longer_than_left(conn: Any, cursor: Any, *_args: Any) -> None:
     """Inside a bounded operation, the statement's busy timeout is the time the operation has
-    left, so a lock met late cannot stretch the operation past its bound."""
+    left, so a lock met late cannot stretch the operation past its bound. The connection goes
+    back to the pool with that cut, so a statement outside any operation (the journal's replay)
+    first gets the engine's own timeout back."""
     deadline = DEADLINE.get()
     if deadline != math.inf:
         left_ms = max(1, int((deadline - time.monotonic()) * 1000))
         cursor.connection.execute(f"PRAGMA busy_timeout = {left_ms}")
+        conn.info[BUSY_CUT] = True
+    elif conn.info.pop(BUSY_CUT, False):
+        cursor.connection.execute(f"PRAGMA busy_timeout = {conn.info[ENGINE_BUSY_MS]}")
 
 
 @contextmanager

@@ -4,7 +4,10 @@ work inside the bound is answered as usual."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,45 @@ def test_the_store_runs_sqlite_inline_and_postgresql_on_threads(tmp_path: Path) 
     finally:
         sqlite.close()
         postgres.close()
+
+
+@contextmanager
+def locked_for(path: Path, hold_s: float) -> Iterator[None]:
+    """Another process holds the write lock for ``hold_s`` from now, then lets go by itself."""
+    held = threading.Event()
+
+    def hold() -> None:
+        with sqlite_locked(path):
+            held.set()
+            time.sleep(hold_s)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        yield
+    finally:
+        holder.join(30)
+
+
+def insert_now(engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (2)"))
+
+
+def test_outside_an_operation_a_lock_is_waited_for_as_the_engine_says(engine, tmp_path: Path) -> None:
+    """A write outside any operation (the journal's replay) waits out a lock shorter than the
+    engine's busy timeout."""
+    with locked_for(tmp_path / "store.db", BOUND_S / 2):
+        insert_now(engine)
+    assert query(engine, text("SELECT count(*) FROM t WHERE x = 2"))() == 1
+
+
+def test_an_operations_time_left_does_not_outlive_it(engine, tmp_path: Path) -> None:
+    """The operation met a lock with little time left, on a pooled connection; the next write on
+    that connection, outside any operation, still waits as the engine says."""
+    with sqlite_locked(tmp_path / "store.db"), pytest.raises(DatabaseUnavailable):
+        Bounded(BOUND_S, inline=True).run("write", insert_after(engine, BOUND_S * 0.9))
+    with locked_for(tmp_path / "store.db", BOUND_S / 2):
+        insert_now(engine)
+    assert query(engine, text("SELECT count(*) FROM t WHERE x = 2"))() == 1
