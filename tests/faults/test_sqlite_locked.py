@@ -45,6 +45,11 @@ def topics(answer: dict) -> list[str]:
     return [card["source"]["topic"]["code"] for card in answer["cards"]]
 
 
+def snooze_notes(answer: dict) -> list[str]:
+    notes = answer.get("extension", {}).get(EXTENSION_KEY, {}).get("degraded", [])
+    return [note.split(":")[0] for note in notes if note.startswith("snoozes")]
+
+
 def audited(app) -> int:
     with app.extensions["spinehip"].store.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(Invocation)).scalar_one()
@@ -106,3 +111,24 @@ def test_full_journal_is_a_503_naming_the_journal(tmp_path: Path) -> None:
         assert ready.status_code == 200, "the database still answers readiness pings (reads go on)"
     finally:
         app.extensions["spinehip"].store.close()
+
+
+def test_a_lock_that_shuts_out_readers_too_costs_each_call_the_bound_at_most(app, tmp_path: Path) -> None:
+    """The snooze look-up and the readiness ping are reads: a lock that stops them too still
+    leaves the call its cards within the bound, with the snoozes' absence noted."""
+    client = app.test_client()
+    with sqlite_locked(tmp_path / "store.db", readers_too=True):
+        status, answer, seconds = call(client)
+        started = time.monotonic()
+        ready = client.get("/readyz").get_json()
+        ready_seconds = time.monotonic() - started
+    assert status == 200 and "cauda-equina" in topics(answer)
+    assert seconds < ANSWERED_WELL_WITHIN_S and ready_seconds < ANSWERED_WELL_WITHIN_S
+    assert "snoozes not applied" in snooze_notes(answer)
+    assert ready["database"].startswith("unreachable")
+
+    # The lock gone, the readiness ping closes the breaker and the next call applies snoozes.
+    assert client.get("/readyz").get_json()["database"] == "ok"
+    status, answer, _ = call(client)
+    assert status == 200 and "cauda-equina" in topics(answer)
+    assert snooze_notes(answer) == []

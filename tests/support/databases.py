@@ -18,11 +18,16 @@ from service.config import PROJECT_ROOT
 PG_SCRIPT = PROJECT_ROOT / "scripts" / "pg-test-server.sh"
 
 # Another process takes SQLite's write lock and holds it until told to let go (stdin closes),
-# as a long report, a backup or a stuck writer does.
+# as a long report, a backup or a stuck writer does. With "readers" it also shuts out readers, as
+# a tool that opens the file in exclusive locking mode and writes does.
 _LOCKER = """
 import sqlite3, sys
 connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+if sys.argv[2] == "readers":
+    connection.execute("PRAGMA locking_mode=EXCLUSIVE")
 connection.execute("BEGIN EXCLUSIVE")
+if sys.argv[2] == "readers":
+    connection.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INTEGER)")
 print("locked", flush=True)
 sys.stdin.read()
 connection.execute("ROLLBACK")
@@ -30,10 +35,13 @@ connection.execute("ROLLBACK")
 
 
 @contextmanager
-def sqlite_locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the SQLite database at ``path`` from another process."""
+def sqlite_locked(path: Path, *, readers_too: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the SQLite database at ``path`` from another process; in WAL
+    mode readers still read, unless ``readers_too``."""
+    shut_out = "readers" if readers_too else "writers"
     locker = subprocess.Popen(
-        [sys.executable, "-c", _LOCKER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _LOCKER, str(path), shut_out],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
