@@ -6,9 +6,10 @@ CLI, the tests and the web layer get the same answer for the same data.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property, partial
 from typing import Any
 
 from service.engine import dates
@@ -97,13 +98,19 @@ class Decision:
 @dataclass(frozen=True)
 class Evaluation:
     decisions: tuple[Decision, ...]
-    trace: dict[str, Any]
+    # Built when first read: the hook path never reads it, the CLI and the rule tests do.
+    trace_of: Callable[[], dict[str, Any]] = field(compare=False, repr=False)
     ruleset_version: str
     pama: Mapping[str, str] = field(default_factory=dict)
     drafts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # {"excluded": {reason: records}, "uncertain": {date|status|uncoded: records}}
     data_quality: Mapping[str, Mapping[str, int]] = field(
         default_factory=lambda: {"excluded": {}, "uncertain": {}})
+
+    @cached_property
+    def trace(self) -> dict[str, Any]:
+        """The trace a person can follow: inputs, facts, derived values, every rule's outcome."""
+        return self.trace_of()
 
     @property
     def active(self) -> tuple[Decision, ...]:
@@ -356,18 +363,17 @@ class Evaluator:
 
     # ------------------------------------------------------------ presentation values
 
-    def template_values(self, side: str | None) -> dict[str, str]:
-        values = {"side": {"left": "left", "right": "right", "both": "both sides"}.get(
-            side or "", "unspecified side")}
-        for name in self.rs.scores:
-            values[name] = _number(self.score(name)[0])
-        for name in self.rs.durations:
+    def template_value(self, name: str) -> str:
+        """A score, duration or relief as a card's text states it."""
+        if name in self.rs.scores:
+            return _number(self.score(name)[0])
+        if name in self.rs.durations:
             value = self.duration(name)[0]
-            values[name] = f"{value.days} days" if value is not None else "unknown duration"
-        for name in self.rs.reliefs:
+            return f"{value.days} days" if value is not None else "unknown duration"
+        if name in self.rs.reliefs:
             relief = self.relief(name)
-            values[name] = f"{_number(round(relief.percent, 1))}%" if relief else "unknown"
-        return values
+            return f"{_number(round(relief.percent, 1))}%" if relief else "unknown"
+        raise KeyError(name)
 
     def derived_trace(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -384,6 +390,19 @@ class Evaluator:
                           "evidence": [e.as_dict() for e in relief.evidence]}
                          if relief else {"percent": None})
         return out
+
+
+class _TemplateValues(dict[str, str]):
+    """The values a card's text names, each worked out only when the text names it."""
+
+    def __init__(self, ev: Evaluator, side: str | None) -> None:
+        super().__init__(side={"left": "left", "right": "right", "both": "both sides"}.get(
+            side or "", "unspecified side"))
+        self.ev = ev
+
+    def __missing__(self, name: str) -> str:
+        self[name] = value = self.ev.template_value(name)
+        return value
 
 
 def _number(value: float) -> str:
@@ -462,7 +481,7 @@ def _decide(ev: Evaluator, rule: CompiledRule, evidence: Sequence[Evidence]) -> 
     spec = rule.spec
     evidence_t = _dedupe(evidence)
     side = _side(evidence_t)
-    values = ev.template_values(side)
+    values = _TemplateValues(ev, side)
     return Decision(
         rule_id=spec.id, mode=spec.mode, rule=spec,
         summary=spec.summary.format_map(values), detail=spec.detail.format_map(values).strip(),
@@ -564,7 +583,7 @@ def evaluate(
     drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
     quality = {"excluded": dict(sorted(facts.excluded.items())),
                "uncertain": _uncertain_counts(rules.red_flag_evidence)}
-    return Evaluation(tuple(rules.decisions), _trace(ev, rules.age, rule_trace, pama),
+    return Evaluation(tuple(rules.decisions), partial(_trace, ev, rules.age, rule_trace, pama),
                       ruleset.full_version, pama, drafts, quality)
 
 
