@@ -46,14 +46,6 @@ def test_the_served_app_is_loaded_with_a_settled_heap(gc_state: None, app) -> No
     assert gc.get_freeze_count() > 10_000  # the app's objects, kept out of later collections
 
 
-def test_without_settling_the_defaults_stay(gc_state: None) -> None:
-    gc.unfreeze()
-    gc.set_threshold(700, 10, 10)
-    assert gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10)
-    heap.settle()
-    assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
-
-
 def test_a_hook_call_leaves_almost_no_cycles_behind(gc_state: None, app) -> None:
     client = app.test_client()
     body = synthetic_request(200, datetime.now(UTC)).body  # the benchmark's request

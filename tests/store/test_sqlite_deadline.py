@@ -55,7 +55,17 @@ def insert_after(engine, pause_s: float):
 
 
 def test_sqlite_operations_run_in_the_calling_thread(engine) -> None:
-    assert Bounded(BOUND_S, inline=True).run("count", query(engine, SHORT)) == 1000
+    counted = query(engine, SHORT)
+    ran_in: list[int] = []
+
+    def run() -> int:
+        ran_in.append(threading.get_ident())
+        return counted()
+
+    assert Bounded(BOUND_S, inline=True).run("count", run) == 1000
+    assert ran_in == [threading.get_ident()]
+    assert Bounded(BOUND_S).run("count", run) == 1000  # the pool: another thread
+    assert ran_in[1] != threading.get_ident()
 
 
 def test_a_statement_running_past_the_bound_is_interrupted(engine) -> None:
