@@ -26,6 +26,7 @@ from service.security.redact import MAX_LOGGED_TRACE_CHARS, scrub
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 request_log = logging.getLogger("spinehip.request")
+_NOTED = "request_fields"
 
 
 class JsonFormatter(logging.Formatter):
@@ -62,6 +63,12 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> Non
     logging.captureWarnings(True)
 
 
+def note_request(**fields: object) -> None:
+    """Add ``fields`` to this request's one log line: a view says what it did there, not in a
+    line of its own."""
+    g.setdefault(_NOTED, {}).update(fields)
+
+
 def init_app(app: Flask) -> None:
     """Give each request an id, then log it and time it (log line and latency histogram)."""
 
@@ -85,6 +92,7 @@ def init_app(app: Flask) -> None:
             "request",
             extra={
                 "fields": {
+                    **g.get(_NOTED, {}),
                     "event": "request",
                     "method": request.method,
                     "route": route,

@@ -63,9 +63,6 @@ def _log_quality(quality: Mapping[str, Any], issues: Counter[str]) -> None:
     if quality["excluded"]:
         log.warning("records excluded from evaluation: %s", ", ".join(
             f"{reason}={n}" for reason, n in quality["excluded"].items()))
-    if quality["uncertain"]:
-        log.info("uncertain records counted for red flags: %s", ", ".join(
-            f"{reason}={n}" for reason, n in quality["uncertain"].items()))
     if issues:
         log.warning("FHIR OperationOutcome issues from the EHR: %s", ", ".join(
             f"{issue}={n}" for issue, n in sorted(issues.items())))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from functools import partial
 
@@ -14,12 +13,12 @@ from service.cdshooks.request import parse_hook_request
 from service.cdshooks.response import response_bytes
 from service.cdshooks.services import CdsService
 from service.cdshooks.sources import bind_source
+from service.logging_setup import note_request
 from service.pipeline import answer_hook
 from service.security.fhir_binding import fhir_server_refusal
 from service.web.bodies import json_body
 from service.web.runtime import runtime
 
-log = logging.getLogger(__name__)
 bp = Blueprint("invoke", __name__)
 
 
@@ -61,12 +60,11 @@ def invoke(service_id: str) -> Response:
         seconds=answer.evaluation_ms / 1000,
     )
     metrics.count_data_quality(answer.quality)
-    log.info("hook answered", extra={"fields": {
-        "event": "hook",
-        "service": service.id,
-        "hook_instance": request.hook_instance,
-        "cards": len(answer.cards),
-        "fetched": list(answer.data.fetched_keys),
-        "evaluation_ms": round(answer.evaluation_ms, 2),
-    }})
+    note_request(
+        hook_instance=request.hook_instance,
+        cards=len(answer.cards),
+        fetched=answer.data.fetched_keys,
+        evaluation_ms=round(answer.evaluation_ms, 2),
+        **({"uncertain": answer.quality["uncertain"]} if answer.quality["uncertain"] else {}),
+    )
     return Response(response_bytes(answer.body), mimetype="application/json")

@@ -6,11 +6,15 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask, jsonify
 
-from service import logging_setup
+from service import fixtures, logging_setup
+from service.config import PROJECT_ROOT, Settings
+from tests.support.app import make_app
 
 # A syntactically valid, unsigned test JWT: header {"alg":"none"}, payload {"sub":"x"}.
 TEST_JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
@@ -128,3 +132,31 @@ def test_a_huge_logged_field_is_capped_and_scrubbed(log_stream: io.StringIO) -> 
     assert len(line) < 20_000
     assert entry["route"].startswith("[REDACTED] xxx") and "more characters not logged" in entry["route"]
     assert entry["status"] == 200
+
+
+# The service itself: a hook call is one line, the request line, whatever the view did.
+REQUESTS = PROJECT_ROOT / "fixtures" / "requests"
+
+
+def _served_lines(tmp_path: Path, log_stream: io.StringIO, request_file: str) -> list[dict]:
+    app = make_app(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}))
+    body = fixtures.load_request(REQUESTS / request_file, datetime.now(UTC))
+    log_stream.seek(0)
+    log_stream.truncate()
+    reply = app.test_client().post(f"/cds-services/spinehip-{body['hook']}", json=body)
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    return lines(log_stream)
+
+
+def test_a_hook_call_logs_one_line_saying_what_was_answered(tmp_path, log_stream) -> None:
+    [entry] = _served_lines(tmp_path, log_stream, "messy-retention-date-only-14d.json")
+    assert (entry["event"], entry["service"], entry["status"]) == ("request", "spinehip-patient-view", 200)
+    assert entry["cards"] == 1 and entry["fetched"] == [] and entry["hook_instance"]
+    assert isinstance(entry["evaluation_ms"], float)
+    assert "uncertain" not in entry
+
+
+def test_records_counted_although_uncertain_are_on_the_request_line(tmp_path, log_stream) -> None:
+    [entry] = _served_lines(tmp_path, log_stream, "messy-retention-undated.json")
+    assert entry["event"] == "request" and entry["cards"] == 1
+    assert entry["uncertain"] == {"date": 1}
