@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from service.store.bounded import DEADLINE
@@ -46,12 +47,14 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # Plain postgresql:// would pick psycopg2, which is not a dependency; psycopg 3 is.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    pool: dict[str, Any] = {} if bound_s is None else {"pool_timeout": bound_s}
+    options: dict[str, Any] = {"json_serializer": _json_text}
+    if bound_s is not None:
+        options["pool_timeout"] = bound_s
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         busy_s = UNBOUNDED_BUSY_S if bound_s is None else bound_s
-        engine = create_engine(parsed, connect_args={"timeout": busy_s}, **pool)
+        engine = create_engine(parsed, connect_args={"timeout": busy_s}, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _sqlite_wait_no_longer_than_left)
         return engine
@@ -71,7 +74,12 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
             "tcp_user_timeout": 10_000,
         }
         connect = {k: v for k, v in connect.items() if k not in parsed.query}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect, **pool)
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect, **options)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns as orjson writes them: an audit row's four lists are encoded on every call."""
+    return orjson.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -95,6 +103,13 @@ ENGINE_BUSY_MS, BUSY_CUT = "spinehip_engine_busy_ms", "spinehip_busy_cut"
 def _past_deadline() -> bool:
     """SQLite's progress handler: a true answer interrupts the running statement."""
     return time.monotonic() > DEADLINE.get()
+
+
+def before_statement(connection: Connection, cursor: Any) -> None:
+    """What Core does before each statement it runs, for a statement run on the driver's own
+    cursor (``store.statements``)."""
+    if connection.dialect.name == "sqlite":
+        _sqlite_wait_no_longer_than_left(connection, cursor)
 
 
 def _sqlite_wait_no_longer_than_left(conn: Any, cursor: Any, *_args: Any) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from service.store.policy import AuditPolicy
 from service.store.schema import Decision, Feedback, Invocation, Snooze
+from service.store.statements import compiled, fetch
 from service.store.writes import insert_once
 
 #: How far ahead of the server clock an outcomeTimestamp may be (clock skew between machines).
@@ -234,6 +235,6 @@ def snoozed_rules(
     connection: Connection, patient_key: str, issuer: str | None, tenant: str | None, now: datetime
 ) -> set[str]:
     """Rule ids this client's clinicians snoozed for this patient, still running at ``now``."""
-    rows = connection.execute(_SNOOZED, {"patient_key": patient_key, "issuer": issuer or "",
-                                         "tenant": tenant or "", "now": now})
-    return set(rows.scalars())
+    rows = fetch(connection, compiled(_SNOOZED, connection.dialect),
+                 {"patient_key": patient_key, "issuer": issuer or "", "tenant": tenant or "", "now": now})
+    return {rule_id for (rule_id,) in rows}

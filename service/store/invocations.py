@@ -11,13 +11,17 @@ from sqlalchemy.engine import Connection
 from service.store.policy import AuditPolicy
 from service.store.records import DecisionRecord, InvocationRecord
 from service.store.schema import Decision, Invocation
+from service.store.statements import compiled, execute_many, fetch
 from service.store.writes import insert_once
+
+# Inline: the decisions' own ids are not needed back, so no RETURNING is asked for.
+_DECISIONS = Decision.__table__.insert().inline()
 
 
 def write_invocation(connection: Connection, record: InvocationRecord, key: str, policy: AuditPolicy) -> bool:
     """Insert the call under ``key`` and its decisions; False when ``key`` was already written.
 
-    Runs on every hook call, so it is two Core statements, not ORM units of work.
+    Runs on every hook call, so it is two statements on the driver (``store.statements``).
     """
     return _insert(connection, record, key, policy.stored_patient_id(record.patient_id),
                    policy.patient_key(record.patient_id))
@@ -32,45 +36,43 @@ def _insert(
 ) -> bool:
     if record.at is None:
         raise ValueError("the store stamps a record's time before writing it")
-    invocations, decisions = Invocation.__table__, Decision.__table__
-    invocation_id = connection.execute(
-        insert_once(connection, invocations, "audit_key", "id"),
-        {
-            "audit_key": key,
-            "at": record.at,
-            "service_id": record.service_id,
-            "hook": record.hook,
-            "hook_instance": record.hook_instance,
-            "ruleset_version": record.ruleset_version,
-            "evaluation_ms": record.evaluation_ms,
-            "patient_id": patient_id,
-            "patient_key": patient_key,
-            "user_id": record.user_id,
-            "issuer": record.issuer,
-            "tenant": record.tenant,
-        },
-    ).scalar_one_or_none()
-    if invocation_id is None:
+    dialect = connection.dialect
+    call = {
+        "audit_key": key,
+        "at": record.at,
+        "service_id": record.service_id,
+        "hook": record.hook,
+        "hook_instance": record.hook_instance,
+        "ruleset_version": record.ruleset_version,
+        "evaluation_ms": record.evaluation_ms,
+        "patient_id": patient_id,
+        "patient_key": patient_key,
+        "user_id": record.user_id,
+        "issuer": record.issuer,
+        "tenant": record.tenant,
+    }
+    inserted = fetch(connection, compiled(
+        insert_once(connection, Invocation.__table__, "audit_key", "id"), dialect, tuple(call)), call)
+    if not inserted:
         return False
-    if record.decisions:
-        connection.execute(
-            decisions.insert(),
-            [
-                {
-                    "invocation_id": invocation_id,
-                    "rule_id": decision.rule_id,
-                    "indicator": decision.indicator,
-                    "mode": decision.mode,
-                    "card_uuid": decision.card_uuid,
-                    "suggestion_uuids": list(decision.suggestion_uuids),
-                    "summary": decision.summary,
-                    "evidence": list(decision.evidence),
-                    "sources": list(decision.sources),
-                    "override_reasons": list(decision.override_reasons),
-                }
-                for decision in record.decisions
-            ],
-        )
+    [(invocation_id,)] = inserted
+    rows = [
+        {
+            "invocation_id": invocation_id,
+            "rule_id": decision.rule_id,
+            "indicator": decision.indicator,
+            "mode": decision.mode,
+            "card_uuid": decision.card_uuid,
+            "suggestion_uuids": list(decision.suggestion_uuids),
+            "summary": decision.summary,
+            "evidence": list(decision.evidence),
+            "sources": list(decision.sources),
+            "override_reasons": list(decision.override_reasons),
+        }
+        for decision in record.decisions
+    ]
+    if rows:
+        execute_many(connection, compiled(_DECISIONS, dialect, tuple(rows[0])), rows)
     return True
 
 
