@@ -10,6 +10,7 @@ from pathlib import Path
 from service.engine import model as m
 from service.engine.codes import FAMILY_MARK, ICD10CM, TEXT
 from service.engine.conditions import Node
+from service.engine.laterality import sides_by_code
 from service.engine.parameters import Parameter
 
 CodeKey = tuple[str, str]
@@ -91,6 +92,11 @@ class RuleSet:
         """ICD-10-CM families the value sets name (``Z85``, ``M16.2-M16.9``)."""
         return tuple(sorted(c[len(FAMILY_MARK):] for s, c in self.code_index
                             if s == ICD10CM and c.startswith(FAMILY_MARK)))
+
+    @cached_property
+    def side_of_code(self) -> dict[CodeKey, str]:
+        """The side each laterality code says, for the normaliser's per-record look-up."""
+        return sides_by_code(self.laterality)
 
     @cached_property
     def coding_verdicts(self) -> dict[tuple[str, str], bool]:

@@ -8,9 +8,9 @@ too. The one parser of FHIR date, dateTime and instant strings in the service.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 MISSING = "date missing"
 UNREADABLE = "date unreadable"
@@ -24,9 +24,10 @@ _YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-@dataclass(frozen=True, slots=True)
-class When:
-    """[start, end) of what a record's date can mean; ``doubt`` says why it is uncertain."""
+class When(NamedTuple):
+    """[start, end) of what a record's date can mean; ``doubt`` says why it is uncertain.
+
+    A tuple: every dated record makes one, and a tuple is the cheapest immutable value to build."""
 
     start: datetime | None = None
     end: datetime | None = None
@@ -37,9 +38,19 @@ class When:
 def parse_instant(raw: str) -> datetime:
     """An ISO 8601 date-time (``Z`` or offset; none means UTC) as an aware UTC datetime.
 
-    Raises ValueError for anything else.
+    Raises ValueError for anything else. The records of one patient repeat the same few
+    instants, so they are remembered; text longer than any instant is parsed, not kept.
     """
-    moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    text = raw.strip()
+    return _instant(text) if len(text) <= LONGEST_INSTANT else _instant.__wrapped__(text)
+
+
+LONGEST_INSTANT = len("2026-12-01T09:30:00.123456789+14:00")
+
+
+@lru_cache(maxsize=4096)
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

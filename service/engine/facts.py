@@ -240,14 +240,14 @@ def _date_text(raw: Any, when: dates.When) -> str | None:
     return when.start.date().isoformat()
 
 
-def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> dict[str, Any]:
+def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> tuple[dates.When, str | None]:
+    """The record's date, and the text an evidence line shows for it."""
     names = DATE_FIELDS[rtype]
     when = dates.first_date(resource, names, now)
     raw = next((resource[n] for n in names if n in resource), None)
     if isinstance(raw, dict):
         raw = raw.get("start") or raw.get("end")
-    return {"when": when.start, "until": when.end, "date_doubt": when.doubt,
-            "date_text": _date_text(raw, when)}
+    return when, _date_text(raw, when)
 
 
 def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[CodeKey, ...],
@@ -257,13 +257,11 @@ def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[
     status policy; ``written`` are the codes of the record's code ``concepts``, canonical."""
     rtype = record["resourceType"]
     sites = _body_sites(record)
-    common: dict[str, Any] = {
-        "ref": ref, "resource_type": rtype, "codes": keys,
-        "display": _display(concepts, ruleset), "body_sites": frozenset(sites),
-        "laterality": record_side(written, sites, ruleset.laterality),
-        "draft": draft, **_when(record, rtype, now),
-    }
+    display = _display(concepts, ruleset)
+    side = record_side(written, sites, ruleset.side_of_code)
+    when, date_text = _when(record, rtype, now)
     status = _status_code(record.get("status"))
+    tentative, current, value, unit, part_of, resource = False, True, None, None, frozenset(), None
     if rtype == "Condition":
         verification = _status_code(record.get("verificationStatus"))
         if verification in CONDITION_IGNORED:
@@ -271,34 +269,38 @@ def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[
         clinical = _status_code(record.get("clinicalStatus"))
         if clinical is None:
             doubts += (STATUS_MISSING,)
-        return Fact(**common, status=clinical or "active", doubts=doubts,
-                    present=present is not False,
-                    tentative=verification in CONDITION_TENTATIVE,
-                    current=clinical is None or clinical in CONDITION_CURRENT)
-    if rtype == "Observation":
+        status, present = clinical or "active", present is not False
+        tentative = verification in CONDITION_TENTATIVE
+        current = clinical is None or clinical in CONDITION_CURRENT
+    elif rtype == "Observation":
         if status in OBSERVATION_IGNORED:
             return f"status {status}"
         if status is None:
             doubts += (STATUS_MISSING,)
+        tentative, status = status in OBSERVATION_TENTATIVE, status or "unknown"
         value, unit = quantity(record)
-        return Fact(**common, status=status or "unknown", doubts=doubts,
-                    tentative=status in OBSERVATION_TENTATIVE,
-                    present=is_present(record) if present is None else present,
-                    value=value, unit=unit, part_of=binding.references(record, "partOf"))
-    if status is None:
-        raise UnreadableResource("`status` is missing")
-    if rtype == "Procedure":
-        if status not in PROCEDURE_COUNTED:
+        present = is_present(record) if present is None else present
+        part_of = binding.references(record, "partOf")
+    else:
+        present = True  # only a finding's own record (Condition, Observation) can deny it
+        if status is None:
+            raise UnreadableResource("`status` is missing")
+        if rtype == "Procedure":
+            if status not in PROCEDURE_COUNTED:
+                return f"status {status}"
+        elif rtype in ("DiagnosticReport", "ImagingStudy"):
+            # Imaging counts as done whatever its report status, unless withdrawn (§2.0.1).
+            if status in REPORT_IGNORED:
+                return f"status {status}"
+        elif status in ORDER_IGNORED:  # ServiceRequest
             return f"status {status}"
-        return Fact(**common, status=status, doubts=doubts)
-    if rtype in ("DiagnosticReport", "ImagingStudy"):
-        # Imaging counts as done whatever its report status, unless withdrawn (§2.0.1).
-        if status in REPORT_IGNORED:
-            return f"status {status}"
-        return Fact(**common, status=status, doubts=doubts)
-    if status in ORDER_IGNORED:  # ServiceRequest
-        return f"status {status}"
-    return Fact(**common, status=status, doubts=doubts, resource=record if draft else None)
+        else:
+            resource = record if draft else None
+    return Fact(ref=ref, resource_type=rtype, codes=keys, display=display, when=when.start,
+                status=status, tentative=tentative, current=current, present=present, value=value,
+                unit=unit, body_sites=frozenset(sites), laterality=side, part_of=part_of,
+                draft=draft, until=when.end, date_doubt=when.doubt, doubts=doubts,
+                date_text=date_text, resource=resource)
 
 
 def normalise(
@@ -321,9 +323,18 @@ def normalise(
     drafts = [r for r in draft_orders
               if not selected or f"{r.get('resourceType')}/{r.get('id')}" in selected]
     for draft, items in ((False, resources), (True, drafts)):
+        bound_to = None if draft else patient_id
         for resource in items:
             base.resources_seen += 1
-            _take(base, ruleset, resource, draft, now, None if draft else patient_id)
+            if not isinstance(resource, dict):
+                base.excluded[binding.UNREADABLE] += 1
+                base.skipped.append({"ref": "?", "reason": "not a JSON object"})
+            elif bound_to is not None and (excluded := binding.exclusion(resource, bound_to)):
+                base.excluded[excluded] += 1  # no reference kept: it may name another patient
+            elif _surely_uncoded(resource, ruleset):  # most of a record: checked in one step
+                base.not_coded_for_rules += 1
+            else:
+                _take(base, ruleset, resource, draft, now)
     return base
 
 
@@ -421,9 +432,15 @@ def _surely_uncoded(resource: Mapping[str, Any], ruleset: RuleSet) -> bool:
         return True
     if type(value) is not dict:
         return False
-    codings_of_value = value.get("coding") or []
-    return type(codings_of_value) is list and not any(
-        _indexed(c, ruleset) for c in codings_of_value)
+    codings_of_value = value.get("coding")
+    if not codings_of_value:
+        return True
+    if type(codings_of_value) is not list:
+        return False
+    for coding in codings_of_value:  # noqa: SIM110 - a generator costs a frame per record
+        if _indexed(coding, ruleset):
+            return False
+    return True
 
 
 def _ref(resource: Mapping[str, Any]) -> str:
@@ -441,22 +458,14 @@ def _patient(base: FactBase, resource: Mapping[str, Any]) -> None:
         resource.get("deceasedDateTime") is not None
 
 
-def _take(base: FactBase, ruleset: RuleSet, resource: Any, draft: bool,
-          now: datetime | None, patient_id: str | None) -> None:
-    if not isinstance(resource, dict):
-        base.excluded[binding.UNREADABLE] += 1
-        base.skipped.append({"ref": "?", "reason": "not a JSON object"})
-        return
-    if patient_id is not None:
-        excluded = binding.exclusion(resource, patient_id)
-        if excluded:
-            base.excluded[excluded] += 1  # no reference kept: it may name another patient
-            return
+def _take(base: FactBase, ruleset: RuleSet, resource: dict[str, Any], draft: bool,
+          now: datetime | None) -> None:
+    """A resource of the patient that may hold a finding: its facts, or why it has none."""
     rtype = resource.get("resourceType")
     if rtype == "Patient":
         _patient(base, resource)
         return
-    if rtype not in FACT_TYPES or _surely_uncoded(resource, ruleset):
+    if rtype not in FACT_TYPES:
         base.not_coded_for_rules += 1
         return
     taken = False

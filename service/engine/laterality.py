@@ -8,28 +8,40 @@ side, not both sides (clinical reference §2.0.1).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from service.engine.ruleset import CodeKey
+if TYPE_CHECKING:  # compiled.py builds its side map with this module
+    from service.engine.compiled import CodeKey
 
 BOTH = "both"
 
 
 def combine(sides: Iterable[str | None]) -> str | None:
     """The side several statements (records, or codings of one site) add up to."""
-    known = {s for s in sides if s}
-    if BOTH in known or {"left", "right"} <= known:
-        return BOTH
-    return next(iter(known), None)
+    found = None
+    for side in sides:
+        if side is None or side == found:
+            continue
+        if found is not None:  # two different sides: left and right, or either and both
+            return BOTH
+        found = side
+    return found
 
 
-def _side(keys: Iterable[CodeKey], sets: Mapping[str, frozenset[CodeKey]]) -> str | None:
-    return combine(side for key in keys for side, codes in sets.items() if key in codes)
+def sides_by_code(sets: Mapping[str, frozenset[CodeKey]]) -> dict[CodeKey, str]:
+    """Each code of the rule set's laterality value sets, and the side it says."""
+    out: dict[CodeKey, str] = {}
+    for side, codes in sets.items():
+        for code in codes:
+            out[code] = combine((out.get(code), side))
+    return out
 
 
 def record_side(code_keys: Iterable[CodeKey], site_keys: Iterable[CodeKey],
-                sets: Mapping[str, frozenset[CodeKey]]) -> str | None:
+                side_of: Mapping[CodeKey, str]) -> str | None:
     """One record's side: its bodySite and code agree, or only one of them says a side."""
-    by_code, by_site = _side(code_keys, sets), _side(site_keys, sets)
+    get = side_of.get
+    by_code, by_site = combine(get(k) for k in code_keys), combine(get(k) for k in site_keys)
     if by_code and by_site and by_code != by_site:
         return None
     return by_code or by_site

@@ -58,15 +58,17 @@ def is_present(record: Mapping[str, Any]) -> bool:
         return False
     value = record.get("valueCodeableConcept")
     if value is not None:
-        if ABSENT_CODES & set(code_keys([value])):
+        if not ABSENT_CODES.isdisjoint(code_keys([value])):
             return False
         text = value.get("text") if isinstance(value, dict) else None
-        if not codings(value) and isinstance(text, str) and says_absent(text):
+        if isinstance(text, str) and not codings(value) and says_absent(text):
             return False
     text = record.get("valueString")
     if isinstance(text, str) and says_absent(text):
         return False
-    interpretations = record.get("interpretation") or []
+    interpretations = record.get("interpretation")
+    if not interpretations:
+        return True
     if isinstance(interpretations, dict):
         interpretations = [interpretations]
     return NEGATIVE not in code_keys(interpretations)
