@@ -362,44 +362,35 @@ def _indexed(coding: Any, ruleset: RuleSet) -> bool | None:
     return verdict
 
 
-def _concept_key(concept: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The concept as written (text, then every coding's system, code and display), or None
-    when it has no coding or a coding that is not an object."""
-    found = concept.get("coding")
-    if type(found) is not list or not found:
-        return None
-    if len(found) == 1:  # the usual EHR row: one coding
-        coding = found[0]
-        if type(coding) is not dict:
-            return None
-        return (concept.get("text"), coding.get("system"), coding.get("code"),
-                coding.get("display"))
-    parts = [concept.get("text")]
-    for coding in found:
-        if type(coding) is not dict:
-            return None
-        parts += (coding.get("system"), coding.get("code"), coding.get("display"))
-    return tuple(parts)
-
-
 def _concept_names_nothing(concept: Mapping[str, Any], ruleset: RuleSet) -> bool:
     """True when none of a code's codings (written however) is one a rule uses, and, unless one
     of them is a standard code, neither its text nor any display names a finding.
 
-    Remembered per concept as written (an EHR repeats its "Heart rate" rows): the verdict
-    depends on nothing else. A concept with a part that is not a plain JSON value is not
-    remembered and not judged here.
+    Remembered per concept as written (text, then every coding's system, code and display): an
+    EHR repeats its "Heart rate" rows, and the verdict depends on nothing else. A concept with
+    no coding, or with a part that is not a plain JSON value, is not remembered and not judged
+    here.
     """
-    key = _concept_key(concept)
-    if key is None:
+    found = concept.get("coding")
+    if type(found) is not list or not found:
         return False
+    if len(found) == 1 and type(found[0]) is dict:  # the usual EHR row: one coding
+        coding = found[0]
+        key: tuple[Any, ...] = (concept.get("text"), coding.get("system"), coding.get("code"),
+                                coding.get("display"))
+    else:
+        parts = [concept.get("text")]
+        for coding in found:
+            if type(coding) is not dict:
+                return False
+            parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+        key = tuple(parts)
     memo = ruleset.concept_verdicts
     try:
         verdict = memo.get(key)
     except TypeError:  # an object or a list where a string belongs: the full path reports it
         return False
     if verdict is None:
-        found = concept["coding"]
         verdict = _judge_concept(found, concept, ruleset)
         if len(memo) < MAX_VERDICTS and \
                 sum(len(p) for p in key if type(p) is str) <= MAX_REMEMBERED_CHARS:
