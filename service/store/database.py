@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -47,9 +46,7 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # Plain postgresql:// would pick psycopg2, which is not a dependency; psycopg 3 is.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    options: dict[str, Any] = {"json_serializer": _json_text}
-    if bound_s is not None:
-        options["pool_timeout"] = bound_s
+    options: dict[str, Any] = {} if bound_s is None else {"pool_timeout": bound_s}
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -75,11 +72,6 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
         }
         connect = {k: v for k, v in connect.items() if k not in parsed.query}
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect, **options)
-
-
-def _json_text(value: Any) -> str:
-    """JSON columns as orjson writes them: an audit row's four lists are encoded on every call."""
-    return orjson.dumps(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:

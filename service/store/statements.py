@@ -68,8 +68,9 @@ def execute_many(connection: Connection, statement: Compiled, rows: Sequence[Map
 def _run(connection: Connection, statement: Compiled, values: Any, work: Callable[[Any], Any]) -> Any:
     dialect = connection.dialect
     driver = connection.connection
-    cursor = driver.cursor()
+    cursor = None
     try:
+        cursor = driver.cursor()
         before_statement(connection, cursor)
         return work(cursor)
     except dialect.loaded_dbapi.Error as exc:
@@ -80,5 +81,5 @@ def _run(connection: Connection, statement: Compiled, values: Any, work: Callabl
                                   hide_parameters=True, connection_invalidated=lost,
                                   dialect=dialect) from exc
     finally:
-        if not connection.invalidated:
+        if cursor is not None and not connection.invalidated:
             cursor.close()

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from service.store import DatabaseUnavailable, Store
-from service.store.bounded import Bounded
+from service.store import DatabaseUnavailable, DecisionRecord, Store
+from service.store.bounded import DATABASE_FAULTS, Bounded
 from service.store.database import engine_for
 from service.store.feedback import _SNOOZED
 from service.store.invocations import _DECISIONS
@@ -113,3 +113,25 @@ def test_a_lock_met_late_by_the_audit_write_waits_only_for_what_is_left(tmp_path
             Bounded(bound_s, inline=True).run("write", write_after(bound_s * 0.8))
         assert time.monotonic() - started < 1.6  # not 0.8 s and then the engine's whole 1 s
     engine.dispose()
+
+
+def test_a_connection_closed_under_the_pool_is_a_core_error_the_store_survives(store: Store) -> None:
+    """Whatever the driver refuses, at the cursor or at the statement, reaches the store as one
+    of the database faults it turns into DatabaseUnavailable (cards shown, audit journalled)."""
+    values = {"patient_key": PATIENT_KEY, "issuer": "", "tenant": "", "now": NOW}
+    with store.engine.connect() as connection:
+        assert fetch(connection, compiled(_SNOOZED, connection.dialect), values) == []  # twin
+    with store.engine.connect() as connection:
+        connection.connection.dbapi_connection.close()
+        with pytest.raises(DBAPIError) as caught:
+            fetch(connection, compiled(_SNOOZED, connection.dialect), values)
+        assert isinstance(caught.value, DATABASE_FAULTS) and connection.invalidated
+
+
+@pytest.mark.parametrize("evidence", ["Observation/plain", "Observation/\ud800-lone-surrogate"])
+def test_an_audit_record_any_python_string_can_hold_is_stored(store: Store, evidence: str) -> None:
+    """JSON columns take what Python's JSON encoder takes, as Core wrote them before."""
+    assert store.record_invocation(invocation(decisions=(DecisionRecord(
+        "cauda-equina", "critical", card_uuid=f"card-{len(evidence)}", evidence=(evidence,)),)))
+    with store.engine.connect() as connection:
+        assert connection.execute(select(Decision.evidence)).scalars().all() == [[evidence]]
