@@ -20,7 +20,7 @@ def combine(sides: Iterable[str | None]) -> str | None:
     """The side several statements (records, or codings of one site) add up to."""
     found = None
     for side in sides:
-        if side is None or side == found:
+        if not side or side == found:
             continue
         if found is not None:  # two different sides: left and right, or either and both
             return BOTH
