@@ -22,6 +22,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 _YEAR = re.compile(r"[0-9]{4}")
 _YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+LONGEST_INSTANT = len("2026-12-01T09:30:00.123456789+14:00")
 
 
 class When(NamedTuple):
@@ -43,9 +44,6 @@ def parse_instant(raw: str) -> datetime:
     """
     text = raw.strip()
     return _instant(text) if len(text) <= LONGEST_INSTANT else _instant.__wrapped__(text)
-
-
-LONGEST_INSTANT = len("2026-12-01T09:30:00.123456789+14:00")
 
 
 @lru_cache(maxsize=4096)

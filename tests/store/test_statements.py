@@ -1,9 +1,8 @@
-"""The hook path's statements on the driver's cursor behave as Core's own: the same rows, the same
-exceptions, the same bound on a lock; on SQLite and on PostgreSQL."""
+"""The hook path's statements on the driver's cursor behave as Core's own: the same rows and the
+same exceptions, on SQLite and on PostgreSQL (the bound on a SQLite lock: test_sqlite_deadline)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from service.store import DatabaseUnavailable, DecisionRecord, Store
-from service.store.bounded import DATABASE_FAULTS, Bounded
+from service.store import DecisionRecord, Store
+from service.store.bounded import DATABASE_FAULTS
 from service.store.database import engine_for
 from service.store.feedback import _SNOOZED
 from service.store.invocations import _DECISIONS
@@ -51,7 +50,7 @@ def test_the_snooze_look_up_finds_running_snoozes_of_this_client_only(store: Sto
     assert rows == [("R5",)] and [tuple(row) for row in core] == rows
 
 
-def test_json_and_time_columns_read_back_through_core_as_written(store: Store) -> None:
+def test_json_columns_read_back_through_core_as_written(store: Store) -> None:
     store.record_invocation(invocation())
     with store.engine.connect() as connection:
         [stored] = connection.execute(select(Decision).where(Decision.card_uuid == CARD)).mappings().all()
@@ -88,30 +87,6 @@ def test_a_locked_sqlite_file_is_the_operational_error_core_raises(tmp_path: Pat
     assert isinstance(caught.value, DBAPIError) and "locked" in str(caught.value.orig)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT x FROM t")).scalars().all() == [1]
-    engine.dispose()
-
-
-def test_a_lock_met_late_by_the_audit_write_waits_only_for_what_is_left(tmp_path: Path) -> None:
-    bound_s = 1.0
-    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}", bound_s)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE t (x INTEGER)"))
-    insert = compiled(text("INSERT INTO t VALUES (:x)"), engine.dialect)
-
-    def write_after(pause_s: float):
-        def run() -> bool:
-            time.sleep(pause_s)
-            with engine.begin() as connection:
-                fetch(connection, insert, {"x": 1})
-            return True
-        return run
-
-    assert Bounded(bound_s, inline=True).run("write", write_after(0.2))  # twin: no lock, it lands
-    with sqlite_locked(tmp_path / "store.db"):
-        started = time.monotonic()
-        with pytest.raises(DatabaseUnavailable):
-            Bounded(bound_s, inline=True).run("write", write_after(bound_s * 0.8))
-        assert time.monotonic() - started < 1.6  # not 0.8 s and then the engine's whole 1 s
     engine.dispose()
 
 
