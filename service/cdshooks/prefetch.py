@@ -20,7 +20,7 @@ from service.cdshooks.hooks import USER_TOKENS
 from service.cdshooks.request import HookRequest
 from service.cdshooks.services import TOKEN, CdsService
 from service.cdshooks.sources import DataSource, asked_type
-from service.engine.binding import exclusion
+from service.engine.binding import bound
 from service.fhir_client import bundle_resources, next_link
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9\-./]+$")
@@ -71,12 +71,7 @@ def _keep(resources: Iterable[dict[str, Any]], request: HookRequest, expected: s
           data: ResolvedData, into: dict[Any, dict[str, Any]]) -> None:
     """Only the context patient's resources of the type the query asked for (§2.0.1), each
     once by type and id: several keys (and pages) may return the same resource."""
-    patient_id = request.patient_id
-    for resource in resources:
-        reason = exclusion(resource, patient_id, expected)
-        if reason:
-            data.excluded[reason] += 1
-            continue
+    for resource in bound(resources, request.patient_id, expected, data.excluded):
         kind, ident = resource.get("resourceType"), resource.get("id")
         # Only well-formed type/id pairs de-duplicate; anything else is kept as it is, once.
         key = (kind, ident) if type(kind) is str and type(ident) is str else id(resource)

@@ -8,7 +8,8 @@ FHIR id pattern of the service lives here too.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 # Use with fullmatch: `$` would also accept a trailing newline.
@@ -61,3 +62,24 @@ def exclusion(resource: Mapping[str, Any], patient_id: str | None,
         return NO_PATIENT_REFERENCE
     wanted, written = f"Patient/{patient_id}", target["reference"]
     return None if written == wanted or local_reference(written) == wanted else OTHER_PATIENT
+
+
+def bound(resources: Iterable[dict[str, Any]], patient_id: str, expected_type: str | None,
+          excluded: Counter[str]) -> Iterator[dict[str, Any]]:
+    """The resources that may be evaluated for ``patient_id``; each other one is counted in
+    ``excluded`` by its reason.
+
+    A whole Bundle in one loop: nearly every record is of the type asked for, with its subject
+    written exactly ``Patient/<id>``, and is taken at once; any other is judged by ``exclusion``.
+    """
+    wanted = f"Patient/{patient_id}"
+    for resource in resources:
+        kind = resource.get("resourceType")
+        target = resource.get("subject") or resource.get("patient")
+        if type(target) is dict and target.get("reference") == wanted and kind != "Patient" \
+                and (expected_type is None or kind == expected_type):
+            yield resource
+        elif reason := exclusion(resource, patient_id, expected_type):
+            excluded[reason] += 1
+        else:
+            yield resource

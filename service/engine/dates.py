@@ -90,8 +90,10 @@ def read_date(raw: Any, now: datetime | None = None) -> When:
     return when
 
 
-def first_date(resource: dict[str, Any], names: tuple[str, ...], now: datetime | None) -> When:
-    """The first of ``names`` the resource carries (a Period gives its start, else its end).
+def first_date(resource: dict[str, Any], names: tuple[str, ...],
+               now: datetime | None) -> tuple[When, Any]:
+    """The first of ``names`` the resource carries (a Period gives its start, else its end), and
+    the value it was read from.
 
     ``onsetString`` has no usable instant (unreadable); ``onsetAge`` and ``onsetRange`` give
     only a span of years (partial).
@@ -100,11 +102,11 @@ def first_date(resource: dict[str, Any], names: tuple[str, ...], now: datetime |
         if name not in resource:
             continue
         value = resource[name]
-        if name == "onsetString":
-            return When(doubt=UNREADABLE)
-        if name in ("onsetAge", "onsetRange"):
-            return When(doubt=PARTIAL)
         if isinstance(value, dict):
             value = value.get("start") or value.get("end")
-        return read_date(value, now)
-    return When(doubt=MISSING)
+        if name == "onsetString":
+            return When(doubt=UNREADABLE), value
+        if name in ("onsetAge", "onsetRange"):
+            return When(doubt=PARTIAL), value
+        return read_date(value, now), value
+    return When(doubt=MISSING), None

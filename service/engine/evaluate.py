@@ -180,10 +180,12 @@ class Evaluator:
         return fact.when <= latest and fact.until > earliest  # a day, month or year
 
     def _match(self, name: str) -> list[Fact]:
+        candidates = self.facts.by_finding.get(name)
+        if not candidates:  # most findings: no record carries their codes
+            return []
         finding = self.rs.findings[name]
         spec = finding.spec
-        out = [f for f in self.facts.by_finding.get(name, ())
-               if _record_counts(f, spec) and self._fits(f, finding)]
+        out = [f for f in candidates if _record_counts(f, spec) and self._fits(f, finding)]
         if spec.laterality == BOTH and combine(f.laterality for f in out) != BOTH:
             out = []
         # Oldest first; the reference breaks ties, so the order never depends on set iteration
@@ -319,7 +321,9 @@ class Evaluator:
                 if node.name not in self._conditions:
                     self._conditions[node.name] = self.truth(self.rs.conditions[node.name])
                 return self._conditions[node.name]
-            found = self.found(node.name)
+            found = self._found.get(node.name)  # asked often: the memo first, without a call
+            if found is None:
+                found = self.found(node.name)
             return bool(found), found
         if isinstance(node, AllOf):
             evidence: list[Evidence] = []
@@ -329,10 +333,14 @@ class Evaluator:
                     return False, []
                 evidence += ev
             return True, evidence
-        if isinstance(node, AnyOf):
-            results = [self.truth(c) for c in node.children]
-            evidence = [e for ok, ev in results if ok for e in ev]
-            return any(ok for ok, _ in results), evidence
+        if isinstance(node, AnyOf):  # every branch, for all the evidence
+            held, evidence = False, []
+            for child in node.children:
+                ok, ev = self.truth(child)
+                if ok:
+                    held = True
+                    evidence += ev
+            return held, evidence
         if isinstance(node, Not):
             return not self.truth(node.child)[0], []
         if isinstance(node, HookIs):

@@ -242,11 +242,7 @@ def _date_text(raw: Any, when: dates.When) -> str | None:
 
 def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> tuple[dates.When, str | None]:
     """The record's date, and the text an evidence line shows for it."""
-    names = DATE_FIELDS[rtype]
-    when = dates.first_date(resource, names, now)
-    raw = next((resource[n] for n in names if n in resource), None)
-    if isinstance(raw, dict):
-        raw = raw.get("start") or raw.get("end")
+    when, raw = dates.first_date(resource, DATE_FIELDS[rtype], now)
     return when, _date_text(raw, when)
 
 

@@ -40,8 +40,7 @@ def sides_by_code(sets: Mapping[str, frozenset[CodeKey]]) -> dict[CodeKey, str]:
 def record_side(code_keys: Iterable[CodeKey], site_keys: Iterable[CodeKey],
                 side_of: Mapping[CodeKey, str]) -> str | None:
     """One record's side: its bodySite and code agree, or only one of them says a side."""
-    get = side_of.get
-    by_code, by_site = combine(get(k) for k in code_keys), combine(get(k) for k in site_keys)
+    by_code, by_site = combine(map(side_of.get, code_keys)), combine(map(side_of.get, site_keys))
     if by_code and by_site and by_code != by_site:
         return None
     return by_code or by_site
