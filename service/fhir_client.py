@@ -89,18 +89,40 @@ def _unreachable(exc: requests.RequestException, timeout_s: float) -> str:
     return f"FHIR server unreachable ({type(exc).__name__})"
 
 
+class MalformedBundle(ValueError):
+    """A Bundle whose entries or links are not what FHIR R4 says they are: it cannot be read
+    whole, and read in part it could lose a red flag."""
+
+    def __init__(self, member: str, problem: str):
+        super().__init__(f"`{member}` {problem}")
+        self.member, self.problem = member, problem
+
+
 def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(resources, outcomes) of a Bundle; search-mode ``outcome`` entries are not data."""
+    """(resources, outcomes) of a Bundle; search-mode ``outcome`` entries are not data.
+
+    Raises MalformedBundle when ``entry`` is not a list of objects, an entry's ``resource`` is
+    not an object, or a resource stands where its entry belongs; an entry without a resource
+    holds nothing to read (FHIR allows it).
+    """
     resources, outcomes = [], []
     entries = bundle.get("entry")
-    if type(entries) is not list:
+    if entries is None:
         return resources, outcomes
+    if type(entries) is not list:
+        raise MalformedBundle("entry", "must be a list")
     for entry in entries:
+        # The first entry equal to a bad one is the bad one: an equal one before it was raised.
         if type(entry) is not dict:
-            continue
+            raise MalformedBundle(f"entry[{entries.index(entry)}]", "must be an object")
         resource = entry.get("resource")
-        if type(resource) is not dict:
+        if resource is None:
+            if "resourceType" in entry:
+                raise MalformedBundle(f"entry[{entries.index(entry)}]",
+                                      "is a resource: it belongs in the entry's `resource`")
             continue
+        if type(resource) is not dict:
+            raise MalformedBundle(f"entry[{entries.index(entry)}].resource", "must be an object")
         search = entry.get("search")
         if resource.get("resourceType") == "OperationOutcome" or (
             type(search) is dict and search.get("mode") == "outcome"
@@ -112,8 +134,16 @@ def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], l
 
 
 def next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or ():
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+    """The Bundle's ``next`` page; raises MalformedBundle when ``link`` is not a list of objects."""
+    links = bundle.get("link")
+    if links is None:
+        return None
+    if type(links) is not list:
+        raise MalformedBundle("link", "must be a list")
+    for link in links:
+        if type(link) is not dict:
+            raise MalformedBundle(f"link[{links.index(link)}]", "must be an object")
+        if link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
 
@@ -263,10 +293,13 @@ class FhirClient:
                 return result
             kind = body.get("resourceType")
             if kind == "Bundle":
-                resources, outcomes = bundle_resources(body)
+                try:
+                    resources, outcomes = bundle_resources(body)
+                    url = next_link(body)
+                except MalformedBundle as exc:
+                    raise FhirFetchError(f"the FHIR server's Bundle cannot be read: {exc}") from None
                 result.resources.extend(resources)
                 result.outcomes.extend(outcomes)
-                url = next_link(body)
                 if url is not None:
                     url = urljoin(base, url)
             elif kind == "OperationOutcome":

@@ -21,7 +21,7 @@ from service.cdshooks.request import HookRequest
 from service.cdshooks.services import TOKEN, CdsService
 from service.cdshooks.sources import DataSource, asked_type
 from service.engine.binding import bound
-from service.fhir_client import bundle_resources, next_link
+from service.fhir_client import MalformedBundle, bundle_resources, next_link
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9\-./]+$")
 
@@ -79,6 +79,19 @@ def _keep(resources: Iterable[dict[str, Any]], request: HookRequest, expected: s
             into[key] = resource
 
 
+def _contents(key: str, value: dict[str, Any]
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """(resources, outcomes, next page) of one prefetch value; a Bundle that cannot be read
+    whole is a 400 naming its member."""
+    if value["resourceType"] != "Bundle":
+        return [value], [], None
+    try:
+        return (*bundle_resources(value), next_link(value))
+    except MalformedBundle as exc:
+        where = f"prefetch.{key}.{exc.member}"
+        raise CdsError(400, f"`{where}` {exc.problem}", field=where) from None
+
+
 def resolve_prefetch(service: CdsService, request: HookRequest, source: DataSource) -> ResolvedData:
     """Collect the resources of every prefetch key, reading what the EHR did not send from ``source``."""
     data = ResolvedData()
@@ -99,19 +112,14 @@ def resolve_prefetch(service: CdsService, request: HookRequest, source: DataSour
         elif kind == "outcome":
             data.outcomes.append(value)
             to_fetch[key] = render_template(template, request)
-        elif value["resourceType"] == "Bundle" and (rest := next_link(value)):
-            # A paged prefetch: the rest must come from the server, or red flags could be missed.
-            to_fetch[key] = rest
-            resources, outcomes = bundle_resources(value)
-            _keep(resources, request, expected[key], data, merged)
-            data.outcomes.extend(outcomes)
         else:
-            resources, outcomes = (
-                bundle_resources(value) if value["resourceType"] == "Bundle" else ([value], [])
-            )
+            resources, outcomes, rest = _contents(key, value)
             _keep(resources, request, expected[key], data, merged)
             data.outcomes.extend(outcomes)
-            data.sources[key] = "prefetch"
+            if rest:  # a paged prefetch: the rest must come from the server, or red flags could be missed
+                to_fetch[key] = rest
+            else:
+                data.sources[key] = "prefetch"
 
     if to_fetch:
         fetched = source.fetch(to_fetch)
