@@ -15,7 +15,7 @@ import orjson
 
 from service.cdshooks.errors import CdsError, echo
 from service.cdshooks.services import CdsService
-from service.engine.binding import FHIR_ID, REFERENCE
+from service.engine.binding import FHIR_ID, OTHER_PATIENT, REFERENCE, exclusion
 from service.engine.hooks import HOOKS
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
@@ -111,8 +111,10 @@ def _authorization(value: Any) -> FhirAuthorization:
                              patient=patient, expires_in=expires_in)
 
 
-def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Resources of a draftOrders Bundle; malformed entries are skipped and named, not fatal.
+def _draft_orders(bundle: Any, patient_id: str | None) -> tuple[list[dict[str, Any]], list[str], set[str]]:
+    """Resources of a draftOrders Bundle, the entries skipped, and the reference of every
+    well-formed draft. Malformed entries, and drafts that name another patient (§2.0.1), are
+    skipped and named, not fatal; a draft that names no patient is the context patient's.
 
     The answer names the first skipped entries and counts the rest, so a request of malformed
     entries cannot make the answer larger than the request.
@@ -129,7 +131,7 @@ def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
             f"`context.draftOrders.entry` holds {len(entries)} entries; at most {MAX_DRAFT_ORDERS} are read",
             field="context.draftOrders.entry",
         )
-    orders, skipped = [], []
+    orders, skipped, drafted = [], [], set()
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if (
@@ -138,12 +140,14 @@ def _draft_orders(bundle: Any) -> tuple[list[dict[str, Any]], list[str]]:
             and isinstance(resource.get("id"), str)
             and FHIR_ID.fullmatch(resource["id"])
         ):
-            orders.append(resource)
-        else:
-            skipped.append(f"context.draftOrders.entry[{i}]")
+            drafted.add(f"{resource['resourceType']}/{resource['id']}")
+            if exclusion(resource, patient_id) != OTHER_PATIENT:
+                orders.append(resource)
+                continue
+        skipped.append(f"context.draftOrders.entry[{i}]")
     if len(skipped) > MAX_SKIPS_ECHOED:
         skipped[MAX_SKIPS_ECHOED:] = [f"and {len(skipped) - MAX_SKIPS_ECHOED} more entries"]
-    return orders, skipped
+    return orders, skipped, drafted
 
 
 def _is_reference(value: Any) -> bool:
@@ -227,10 +231,9 @@ def _orders(context: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The draft orders read, the entries skipped; every selection must be one of the orders."""
     if "draftOrders" not in context:
         return [], []
-    orders, skipped = _draft_orders(context["draftOrders"])
-    present = {f"{o['resourceType']}/{o['id']}" for o in orders}
+    orders, skipped, drafted = _draft_orders(context["draftOrders"], context.get("patientId"))
     for i, ref in enumerate(context.get("selections") or []):
-        if ref not in present:
+        if ref not in drafted:
             raise CdsError(
                 400, f"selection `{ref}` is not in `context.draftOrders`", field=f"context.selections[{i}]"
             )

@@ -143,3 +143,54 @@ def test_the_ehrs_operation_outcomes_are_counted_and_logged_without_their_text(c
     assert "withheld" not in caplog.text
     clean = _call(client, _request(_full_prefetch(_bundle(_now_retention("m2", f"Patient/{PID}")))))
     assert "operationOutcomes" not in clean["extension"][EXT].get("dataQuality", {})
+
+
+DRAFTED_MRI = "fixtures/requests/early-sciatica-order-select-mri.json"
+EARLY_IMAGING = "early-lumbar-imaging"  # R4: lumbar imaging in the first 6 weeks, delete the draft
+
+
+def _drafted_mri(**reference: object) -> tuple[dict, str]:
+    """The order-select call of a drafted lumbar MRI 3 weeks into sciatica, the draft's
+    ``subject`` replaced by ``reference`` (a member name and its value; none: no reference)."""
+    from service import fixtures
+    from service.config import PROJECT_ROOT
+
+    body = fixtures.load_request(PROJECT_ROOT / DRAFTED_MRI, datetime.now(UTC))
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft.pop("subject", None)
+    draft.update(reference)
+    return body, f"{draft['resourceType']}/{draft['id']}"
+
+
+def _order_select(client: FlaskClient, body: dict) -> dict:
+    answer = client.post(service_paths(client)["order-select"], json=body)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
+
+
+@pytest.mark.parametrize("reference", [
+    {"subject": {"reference": "Patient/early-sciatica"}},
+    {"subject": {"reference": "https://ehr.example.org/fhir/Patient/early-sciatica"}},
+    {"patient": {"reference": "Patient/early-sciatica"}},
+    {},  # a draft being written may not name its patient yet: it is the context patient's
+])
+def test_a_draft_order_of_the_context_patient_is_rated_and_may_be_deleted(client, reference):
+    body, ref = _drafted_mri(**reference)
+    answer = _order_select(client, body)
+    cards = [c for c in answer["cards"] if c["source"]["topic"]["code"] == EARLY_IMAGING]
+    assert cards and ref in cards[0]["detail"]
+    assert "skippedDraftOrders" not in answer["extension"][EXT]
+
+
+@pytest.mark.parametrize("reference", [
+    {"subject": {"reference": "Patient/someone-else"}},
+    {"subject": {"reference": "https://ehr.example.org/fhir/Patient/someone-else"}},
+    {"patient": {"reference": "Patient/someone-else"}},
+])
+def test_a_draft_order_of_another_patient_never_counts_and_is_named(client, reference):
+    body, ref = _drafted_mri(**reference)
+    answer = _order_select(client, body)
+    assert EARLY_IMAGING not in _topics(answer)
+    assert ref not in json.dumps(answer["cards"])
+    assert "systemActions" not in answer
+    assert answer["extension"][EXT]["skippedDraftOrders"] == ["context.draftOrders.entry[0]"]
