@@ -15,7 +15,7 @@ import orjson
 
 from service.cdshooks.errors import CdsError, echo
 from service.cdshooks.services import CdsService
-from service.engine.binding import FHIR_ID, OTHER_PATIENT, REFERENCE, exclusion
+from service.engine.binding import FHIR_ID, REFERENCE, draft_exclusion
 from service.engine.hooks import HOOKS
 from service.security.json_limits import DEFAULT_MAX_DEPTH, json_too_deep
 
@@ -113,8 +113,8 @@ def _authorization(value: Any) -> FhirAuthorization:
 
 def _draft_orders(bundle: Any, patient_id: str | None) -> tuple[list[dict[str, Any]], list[str], set[str]]:
     """Resources of a draftOrders Bundle, the entries skipped, and the reference of every
-    well-formed draft. Malformed entries, and drafts that name another patient (§2.0.1), are
-    skipped and named, not fatal; a draft that names no patient is the context patient's.
+    well-formed draft. Malformed entries, and drafts of another patient
+    (``binding.draft_exclusion``, §2.0.1), are skipped and named, not fatal.
 
     The answer names the first skipped entries and counts the rest, so a request of malformed
     entries cannot make the answer larger than the request.
@@ -141,7 +141,7 @@ def _draft_orders(bundle: Any, patient_id: str | None) -> tuple[list[dict[str, A
             and FHIR_ID.fullmatch(resource["id"])
         ):
             drafted.add(f"{resource['resourceType']}/{resource['id']}")
-            if exclusion(resource, patient_id) != OTHER_PATIENT:
+            if not draft_exclusion(resource, patient_id):
                 orders.append(resource)
                 continue
         skipped.append(f"context.draftOrders.entry[{i}]")

@@ -64,6 +64,12 @@ def exclusion(resource: Mapping[str, Any], patient_id: str | None,
     return None if written == wanted or local_reference(written) == wanted else OTHER_PATIENT
 
 
+def draft_exclusion(draft: Mapping[str, Any], patient_id: str | None) -> str | None:
+    """Why a draft order must not be evaluated for ``patient_id``: only when it names another
+    patient. A draft being written may not name its patient yet, and is the context patient's."""
+    return OTHER_PATIENT if exclusion(draft, patient_id) == OTHER_PATIENT else None
+
+
 def bound(resources: Iterable[dict[str, Any]], patient_id: str, expected_type: str | None,
           excluded: Counter[str]) -> Iterator[dict[str, Any]]:
     """The resources that may be evaluated for ``patient_id``; each other one is counted in

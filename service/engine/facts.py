@@ -310,22 +310,22 @@ def normalise(
 ) -> FactBase:
     """Facts from the patient record and the draft orders (limited to ``selections`` if given).
 
-    With ``patient_id``, a record of anyone else is excluded; with ``now``, a date after it is
-    uncertain. ``draft_orders`` are resources, already taken out of the request's Bundle by the
-    protocol layer (or written as a list in a rule's test case).
+    With ``patient_id``, a record or draft order of anyone else is excluded; with ``now``, a date
+    after it is uncertain. ``draft_orders`` are resources, already taken out of the request's
+    Bundle by the protocol layer (or written as a list in a rule's test case).
     """
     base = FactBase([], {}, None, None, 0, 0, [], [])
     selected = set(selections)
     drafts = [r for r in draft_orders
               if not selected or f"{r.get('resourceType')}/{r.get('id')}" in selected]
     for draft, items in ((False, resources), (True, drafts)):
-        bound_to = None if draft else patient_id
+        judge = binding.draft_exclusion if draft else binding.exclusion
         for resource in items:
             base.resources_seen += 1
             if not isinstance(resource, dict):
                 base.excluded[binding.UNREADABLE] += 1
                 base.skipped.append({"ref": "?", "reason": "not a JSON object"})
-            elif bound_to is not None and (excluded := binding.exclusion(resource, bound_to)):
+            elif patient_id is not None and (excluded := judge(resource, patient_id)):
                 base.excluded[excluded] += 1  # no reference kept: it may name another patient
             elif _surely_uncoded(resource, ruleset):  # most of a record: checked in one step
                 base.not_coded_for_rules += 1

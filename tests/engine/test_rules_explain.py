@@ -114,3 +114,28 @@ def test_a_card_shows_the_override_reasons_it_offers_with_the_snooze_in_force(ca
     line = "    offers snooze-30d: Addressed already; do not show again for {}"
     assert line.format("30 days") in default and line.format("14 days") in fortnight
     assert "    offers clinical-judgement: Clinical assessment differs from the data" in fortnight
+
+
+def _request_with_draft_subject(tmp_path, subject: str | None) -> str:
+    """The day-41 drafted MRI request, its draft's subject replaced (None: removed)."""
+    body = json.loads((FIXTURES / "requests" / "spine-onset-day41-order-select-mri.json").read_text())
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft.pop("subject", None)
+    if subject is not None:
+        draft["subject"] = {"reference": subject}
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+def test_explain_guards_the_context_patients_draft_however_its_subject_is_written(capsys, tmp_path):
+    for subject in ("Patient/spine-onset-day41", "https://ehr.example.org/fhir/Patient/spine-onset-day41",
+                    None):
+        out = _explain(capsys, _request_with_draft_subject(tmp_path, subject))
+        assert _rule_block(out, "early-lumbar-imaging")[0].endswith(": card"), subject
+
+
+def test_explain_never_counts_another_patients_draft_as_the_http_answer_does(capsys, tmp_path):
+    out = _explain(capsys, _request_with_draft_subject(tmp_path, "Patient/someone-else"))
+    assert _rule_block(out, "early-lumbar-imaging")[0].endswith(": did not fire")
+    assert "someone-else" not in out

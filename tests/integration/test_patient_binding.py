@@ -20,6 +20,8 @@ import responses
 from flask.testing import FlaskClient
 from hook_calls import service_paths, service_settings
 
+from service import fixtures
+from service.config import PROJECT_ROOT
 from tests.support.app import make_app
 
 BASE = "https://ehr.example.org/fhir"
@@ -152,9 +154,6 @@ EARLY_IMAGING = "early-lumbar-imaging"  # R4: lumbar imaging in the first 6 week
 def _drafted_mri(**reference: object) -> tuple[dict, str]:
     """The order-select call of a drafted lumbar MRI 3 weeks into sciatica, the draft's
     ``subject`` replaced by ``reference`` (a member name and its value; none: no reference)."""
-    from service import fixtures
-    from service.config import PROJECT_ROOT
-
     body = fixtures.load_request(PROJECT_ROOT / DRAFTED_MRI, datetime.now(UTC))
     draft = body["context"]["draftOrders"]["entry"][0]["resource"]
     draft.pop("subject", None)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import responses
 from flask.testing import FlaskClient
-from hook_calls import service_paths, service_settings
+from hook_calls import service_paths, service_settings, with_fhir_fallback
 
 from tests.support.app import make_app
 
@@ -115,12 +115,10 @@ def test_the_same_retention_in_a_well_formed_bundle_gives_the_ces_card(client, m
 
 
 def _fallback_request() -> dict:
-    body = _request(EMPTY)
-    del body["prefetch"]["observations"]
-    body["fhirServer"] = BASE
-    body["fhirAuthorization"] = {"access_token": "t0ken-x", "token_type": "Bearer",
-                                 "expires_in": 300, "scope": "patient/*.read", "subject": "spinehip"}
-    return body
+    """Everything prefetched but the Observations, which come from the FHIR server."""
+    prefetched = [key for key in _request(EMPTY)["prefetch"] if key != "observations"]
+    return with_fhir_fallback(_request(EMPTY), fhir_server=BASE, token="t0ken-x",
+                              keep_prefetch=prefetched)
 
 
 @pytest.mark.parametrize(("members", "member"), [
