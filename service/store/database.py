@@ -87,9 +87,12 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 #: Virtual-machine steps between deadline checks: a few microseconds of SQLite work.
 SQLITE_PROGRESS_STEPS = 10_000
-#: Keys of a pooled connection's info: the busy timeout its engine gave it, and whether an
-#: operation's time left has replaced it.
+#: Keys of a pooled connection's info: the busy timeout its engine gave it, and the one an
+#: operation's time left put in its place (ms), if any.
 ENGINE_BUSY_MS, BUSY_CUT = "spinehip_engine_busy_ms", "spinehip_busy_cut"
+#: How much shorter than the time left a statement's busy timeout may be: a lock is then given
+#: up at most this much before the operation's deadline.
+BUSY_SLACK_MS = 50
 
 
 def _past_deadline() -> bool:
@@ -105,17 +108,23 @@ def before_statement(connection: Connection, cursor: Any) -> None:
 
 
 def _sqlite_wait_no_longer_than_left(conn: Any, cursor: Any, *_args: Any) -> None:
-    """Inside a bounded operation, the statement's busy timeout is the time the operation has
-    left, so a lock met late cannot stretch the operation past its bound. The connection goes
-    back to the pool with that cut, so a statement outside any operation (the journal's replay)
-    first gets the engine's own timeout back."""
+    """Inside a bounded operation, the statement's busy timeout is at most the time the operation
+    has left (and at most :data:`BUSY_SLACK_MS` less), so a lock met late cannot stretch the
+    operation past its bound. Setting it is a statement of its own: a setting that still fits is
+    kept, so the statements of one call, and of the calls after it, mostly share one. The
+    connection goes back to the pool with that cut, so a statement outside any operation (the
+    journal's replay) first gets the engine's own timeout back."""
     deadline = DEADLINE.get()
+    in_force = conn.info.get(BUSY_CUT)
     if deadline != math.inf:
         left_ms = max(1, int((deadline - time.monotonic()) * 1000))
-        cursor.connection.execute(f"PRAGMA busy_timeout = {left_ms}")
-        conn.info[BUSY_CUT] = True
-    elif conn.info.pop(BUSY_CUT, False):
+        if in_force is None or not left_ms - BUSY_SLACK_MS <= in_force <= left_ms:
+            cut = max(1, left_ms - BUSY_SLACK_MS // 2)
+            cursor.connection.execute(f"PRAGMA busy_timeout = {cut}")
+            conn.info[BUSY_CUT] = cut
+    elif in_force is not None:
         cursor.connection.execute(f"PRAGMA busy_timeout = {conn.info[ENGINE_BUSY_MS]}")
+        del conn.info[BUSY_CUT]
 
 
 @contextmanager

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 
 from service.store import DatabaseUnavailable
 from service.store.bounded import Bounded
-from service.store.database import engine_for
+from service.store.database import BUSY_SLACK_MS, engine_for
 from service.store.statements import compiled, fetch
 from tests.support.databases import sqlite_locked
 
@@ -172,3 +172,49 @@ def test_an_operations_time_left_does_not_outlive_it(engine, tmp_path: Path) -> 
     with locked_for(tmp_path / "store.db", BOUND_S / 2):
         insert_now(engine)
     assert query(engine, text("SELECT count(*) FROM t WHERE x = 2"))() == 1
+
+
+def traced_engine(path: Path) -> tuple[Engine, list[str]]:
+    """An engine whose connections report every statement SQLite runs."""
+    engine = engine_for(f"sqlite:///{path}", BOUND_S)
+    ran: list[str] = []
+    event.listen(engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(ran.append))
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (x INTEGER)"))
+    return engine, ran
+
+
+def cuts(ran: list[str]) -> list[str]:
+    return [s for s in ran if s.startswith("PRAGMA busy_timeout =")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_calls_in_a_row_share_one_busy_timeout(tmp_path: Path, path: str) -> None:
+    """Setting the busy timeout is a statement of its own: while the one in force is within the
+    time left, the statements of one call and of the calls after it keep it."""
+    engine, ran = traced_engine(tmp_path / "store.db")
+    bounded = Bounded(BOUND_S, inline=True)
+    try:
+        for _ in range(5):
+            bounded.run("write", insert_after(engine, 0, path))
+            bounded.run("read", query(engine, text("SELECT count(*) FROM t")))
+        assert len(cuts(ran)) == 1
+        assert query(engine, text("SELECT count(*) FROM t"))() == 5  # outside a call: reset
+        assert cuts(ran)[-1] == f"PRAGMA busy_timeout = {round(BOUND_S * 1000)}"
+    finally:
+        engine.dispose()
+
+
+def test_a_statement_late_in_its_call_gets_a_shorter_busy_timeout(tmp_path: Path) -> None:
+    """The twin of the test above: once the time left is below the timeout in force, it is cut
+    again, to no more than what is left."""
+    engine, ran = traced_engine(tmp_path / "store.db")
+    bounded = Bounded(BOUND_S, inline=True)
+    try:
+        bounded.run("write", insert_after(engine, 0))
+        bounded.run("write", insert_after(engine, BOUND_S * 0.5))
+        first, second = (int(s.rsplit("=", 1)[1]) for s in cuts(ran))
+        assert BOUND_S * 1000 - BUSY_SLACK_MS <= first <= BOUND_S * 1000
+        assert second <= BOUND_S * 500
+    finally:
+        engine.dispose()
