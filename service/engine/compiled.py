@@ -111,6 +111,12 @@ class RuleSet:
         return {}
 
     @cached_property
+    def record_verdicts(self) -> dict[bytes, bool]:
+        """Memo of the normaliser: does a record of this kind surely hold nothing a rule uses?
+        Keyed by the JSON of the members the answer depends on; filled as they are seen."""
+        return {}
+
+    @cached_property
     def texts(self) -> tuple[str, ...]:
         """Lower-case phrases that name a finding in a record with no usable code."""
         return tuple(sorted(c for s, c in self.code_index if s == TEXT))

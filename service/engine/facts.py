@@ -17,7 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import contains, not_
 from typing import Any
+
+import orjson
 
 from service.engine import binding, dates
 from service.engine.canonical import canonical, canonical_system, in_family
@@ -48,8 +52,9 @@ STATUS_MISSING = "status missing"
 UNCODED = "uncoded"
 STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
 MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond that, computed each time
-# Longest coding or concept (characters of text, systems, codes and displays) a memo keeps:
-# EHR rows are short, and a hostile caller's long texts must not stay in a worker's memory.
+# Longest coding or concept (characters of text, systems, codes and displays), or record kind
+# (bytes of JSON), a memo keeps: EHR rows are short, and a hostile caller's long texts must not
+# stay in a worker's memory.
 MAX_REMEMBERED_CHARS = 512
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -315,10 +320,17 @@ def normalise(
     Bundle by the protocol layer (or written as a list in a rule's test case).
     """
     base = FactBase([], {}, None, None, 0, 0, [], [])
+    records = list(resources)
     selected = set(selections)
     drafts = [r for r in draft_orders
               if not selected or f"{r.get('resourceType')}/{r.get('id')}" in selected]
-    for draft, items in ((False, resources), (True, drafts)):
+    plain = _plain_records(records, ruleset) if patient_id is None else None
+    if plain is not None:  # the hook path: every record already bound by the prefetch
+        base.resources_seen += len(records)
+        base.not_coded_for_rules += plain.count(True)
+        for resource in compress(records, map(not_, plain)):
+            _take(base, ruleset, resource, False, now)
+    for draft, items in ((False, records if plain is None else ()), (True, drafts)):
         judge = binding.draft_exclusion if draft else binding.exclusion
         for resource in items:
             base.resources_seen += 1
@@ -332,6 +344,34 @@ def normalise(
             else:
                 _take(base, ruleset, resource, draft, now)
     return base
+
+
+def _plain_records(records: list[Any], ruleset: RuleSet) -> list[bool] | None:
+    """Per record, ``_surely_uncoded``, for a whole list at once; None when some record is not
+    a JSON object (or holds what JSON cannot), for the per-record path to report.
+
+    Most of a chart is the same few hundred kinds of record (a heart rate, a pain score). The
+    verdict depends only on a record's code, its coded value and whether it has components or
+    contained resources, so it is remembered per kind, keyed by the JSON of exactly those, and
+    looked up with ``map``: no Python frame per record.
+    """
+    get = dict.get
+    try:
+        keys = list(map(orjson.dumps, zip(map(get, records, repeat("code")),
+                                          map(get, records, repeat("valueCodeableConcept")),
+                                          map(contains, records, repeat("component")),
+                                          map(contains, records, repeat("contained")), strict=True)))
+    except TypeError:
+        return None
+    memo = ruleset.record_verdicts
+    verdicts = list(map(memo.get, keys))
+    if None in verdicts:
+        for i, verdict in enumerate(verdicts):
+            if verdict is None:
+                verdicts[i] = verdict = _surely_uncoded(records[i], ruleset)
+                if len(memo) < MAX_VERDICTS and len(keys[i]) <= MAX_REMEMBERED_CHARS:
+                    memo[keys[i]] = verdict
+    return verdicts
 
 
 def _coded_for_rules(ruleset: RuleSet) -> Any:
