@@ -4,6 +4,7 @@ usual ``Patient/<id>`` subject included."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -62,3 +63,19 @@ def test_a_mixed_bundle_keeps_the_patients_records_in_order_and_counts_the_rest(
     assert len(kept) == 4  # the first four cases: Observations of the context patient
     assert excluded == Counter(filter(None, (exclusion(r, PID, "Observation") for r in records)))
     assert sum(excluded.values()) == len(records) - 4
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("expected_type", ["Observation", None])
+def test_a_bundle_of_any_mix_is_judged_record_by_record(seed, expected_type):
+    """Most records take the quick path (the patient's, of the type asked for); records that do
+    not, wherever they stand among them, are judged as ``exclusion`` judges them alone."""
+    rng = random.Random(seed)
+    plain = CASES[0][0]
+    records = [dict(plain, id=f"o{n}") for n in range(rng.randrange(1, 30))]
+    for _ in range(rng.choice((0, 1, 1, 2, 5))):
+        records.insert(rng.randrange(len(records) + 1), rng.choice(CASES)[0])
+    excluded: Counter[str] = Counter()
+    kept = list(bound(records, PID, expected_type, excluded))
+    assert kept == [r for r in records if exclusion(r, PID, expected_type) is None]
+    assert excluded == Counter(filter(None, (exclusion(r, PID, expected_type) for r in records)))
