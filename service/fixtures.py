@@ -18,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _TOKEN = re.compile(r"\{\{(.*)\}\}", re.DOTALL)
 _TOKEN_BODY = re.compile(r"(?P<date>date:)?now(?P<terms>(?:[+-]\d+[ywdhm])*)")
 _TERM = re.compile(r"([+-])(\d+)([ywdhm])")
@@ -99,9 +101,10 @@ def render(data: Any, now: datetime, *, source: str = "<data>") -> Any:
 
 @lru_cache(maxsize=512)
 def _parsed_json(path: str, mtime_ns: int) -> Any:
-    """Parsed file contents, cached per modification time (callers render a fresh copy)."""
+    """Parsed file contents, cached per modification time (callers render a fresh copy). Parsed
+    as the request body is: NaN and Infinity are no JSON, and the engine never sees them."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return orjson.loads(Path(path).read_bytes())
     except json.JSONDecodeError as exc:
         raise FixtureError(path, "$", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
 

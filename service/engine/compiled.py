@@ -111,7 +111,7 @@ class RuleSet:
         return {}
 
     @cached_property
-    def record_verdicts(self) -> dict[bytes, bool]:
+    def record_verdicts(self) -> dict[str, bool]:
         """Memo of the normaliser: does a record of this kind surely hold nothing a rule uses?
         Keyed by the JSON of the members the answer depends on; filled as they are seen."""
         return {}

@@ -353,14 +353,16 @@ def _plain_records(records: list[Any], ruleset: RuleSet) -> list[bool] | None:
     Most of a chart is the same few hundred kinds of record (a heart rate, a pain score). The
     verdict depends only on a record's code, its coded value and whether it has components or
     contained resources, so it is remembered per kind, keyed by the JSON of exactly those, and
-    looked up with ``map``: no Python frame per record.
+    looked up with ``map``: no Python frame per record. The key is text (``orjson``'s bytes keep
+    a 4 KiB block however short), and a kind is remembered only when its key reads back as what
+    was judged: ``orjson`` writes NaN as null, and a tuple as a list.
     """
     get = dict.get
     try:
-        keys = list(map(orjson.dumps, zip(map(get, records, repeat("code")),
-                                          map(get, records, repeat("valueCodeableConcept")),
-                                          map(contains, records, repeat("component")),
-                                          map(contains, records, repeat("contained")), strict=True)))
+        keys = list(map(bytes.decode, map(orjson.dumps, zip(
+            map(get, records, repeat("code")), map(get, records, repeat("valueCodeableConcept")),
+            map(contains, records, repeat("component")), map(contains, records, repeat("contained")),
+            strict=True))))
     except TypeError:
         return None
     memo = ruleset.record_verdicts
@@ -368,9 +370,12 @@ def _plain_records(records: list[Any], ruleset: RuleSet) -> list[bool] | None:
     if None in verdicts:
         for i, verdict in enumerate(verdicts):
             if verdict is None:
-                verdicts[i] = verdict = _surely_uncoded(records[i], ruleset)
-                if len(memo) < MAX_VERDICTS and len(keys[i]) <= MAX_REMEMBERED_CHARS:
-                    memo[keys[i]] = verdict
+                record, key = records[i], keys[i]
+                verdicts[i] = verdict = _surely_uncoded(record, ruleset)
+                if len(memo) < MAX_VERDICTS and len(key) <= MAX_REMEMBERED_CHARS and \
+                        orjson.loads(key) == [record.get("code"), record.get("valueCodeableConcept"),
+                                              "component" in record, "contained" in record]:
+                    memo[key] = verdict
     return verdicts
 
 

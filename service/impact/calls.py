@@ -8,7 +8,6 @@ draftOrders Bundle, so R4 and the PAMA ratings are exercised for every patient.
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,7 +92,7 @@ def draft_panel(fixtures_dir: str | Path) -> dict[str, Any]:
     """One draftOrders Bundle with each distinct coded ServiceRequest of ``fixtures/drafts``."""
     seen: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for file in sorted(Path(fixtures_dir, "drafts").glob("*.json")):
-        for resource in fixtures.bundle_resources(json.loads(file.read_text(encoding="utf-8"))):
+        for resource in fixtures.bundle_resources(fixtures.read_json(file)):
             codes = _codes(resource)
             if resource.get("resourceType") == "ServiceRequest" and resource.get("id") and codes:
                 seen.setdefault(codes, resource)

@@ -120,3 +120,19 @@ def test_a_list_with_a_record_that_is_not_an_object_is_read_one_by_one() -> None
     assert base.skipped == [{"ref": "?", "reason": "not a JSON object"}]
     assert [f.ref for f in base.facts] == ["Observation/o1"]
     assert ruleset.record_verdicts == {}
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), ("not", "json")])
+def test_a_kind_that_json_cannot_write_exactly_is_judged_but_not_kept(odd: Any) -> None:
+    """orjson writes NaN and Infinity as null, a tuple as a list. Parsed JSON holds none of
+    them (the request body and every JSON file are read with orjson, which refuses NaN); a
+    Python caller's record that does is judged, and never remembered for a record of JSON."""
+    ruleset = replace(RULESET)
+    harmless = {"resourceType": "Observation", "id": "h", "status": "final",
+                "code": {"coding": [{"system": LOCAL, "code": "row-1"}]},
+                "valueCodeableConcept": {"coding": None}}
+    odd_one = dict(harmless, id="o", valueCodeableConcept={"coding": odd})
+    assert normalise(ruleset, [odd_one], now=NOW).excluded == {"unreadable": 1}
+    assert ruleset.record_verdicts == {}
+    assert normalise(ruleset, [harmless], now=NOW).not_coded_for_rules == 1  # the twin: kept
+    assert list(ruleset.record_verdicts.values()) == [True]
