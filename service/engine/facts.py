@@ -53,7 +53,7 @@ UNCODED = "uncoded"
 STANDARD_SYSTEMS = frozenset({SNOMED, ICD10CM, LOINC, CPT})
 MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond that, computed each time
 # Longest coding or concept (characters of text, systems, codes and displays), or record kind
-# (bytes of JSON), a memo keeps: EHR rows are short, and a hostile caller's long texts must not
+# (characters of JSON), a memo keeps: EHR rows are short, and a hostile caller's long texts must not
 # stay in a worker's memory.
 MAX_REMEMBERED_CHARS = 512
 
@@ -373,10 +373,16 @@ def _plain_records(records: list[Any], ruleset: RuleSet) -> list[bool] | None:
                 record, key = records[i], keys[i]
                 verdicts[i] = verdict = _surely_uncoded(record, ruleset)
                 if len(memo) < MAX_VERDICTS and len(key) <= MAX_REMEMBERED_CHARS and \
-                        orjson.loads(key) == [record.get("code"), record.get("valueCodeableConcept"),
-                                              "component" in record, "contained" in record]:
+                        orjson.loads(key) == _kind(record):
                     memo[key] = verdict
     return verdicts
+
+
+def _kind(record: Mapping[str, Any]) -> list[Any]:
+    """What a record's kind key states (``_plain_records`` builds it a column at a time): the
+    members ``_surely_uncoded`` reads."""
+    return [record.get("code"), record.get("valueCodeableConcept"), "component" in record,
+            "contained" in record]
 
 
 def _coded_for_rules(ruleset: RuleSet) -> Any:
