@@ -30,6 +30,7 @@ from tests.engine.ehr_records import (
     RETENTION,
     RULESET,
     SCT,
+    obs,
     patient,
 )
 
@@ -109,12 +110,7 @@ def test_a_bound_list_gives_the_facts_of_the_one_by_one_path(seed: int, monkeypa
 
 
 def test_a_list_with_a_record_that_is_not_an_object_is_read_one_by_one() -> None:
-    records = [patient(), "not a record", {"resourceType": "Observation", "id": "o1",
-                                           "subject": {"reference": f"Patient/{PID}"},
-                                           "status": "final", "code": {"coding": [
-                                               {"system": SCT, "code": RETENTION}]},
-                                           "valueCodeableConcept": PRESENT,
-                                           "effectiveDateTime": "2026-02-28"}]
+    records = [patient(), "not a record", obs(RETENTION, rid="o1", when="2026-02-28")]
     ruleset = replace(RULESET)
     base = normalise(ruleset, records, now=NOW)
     assert base.skipped == [{"ref": "?", "reason": "not a JSON object"}]

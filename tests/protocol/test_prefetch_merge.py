@@ -46,10 +46,10 @@ class NextPages:
 
 
 def _resolved(source: Any = None, **prefetch: Any) -> list[dict[str, Any]]:
+    """The resources of a call whose prefetch holds ``prefetch`` and null for every other key."""
     body = {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-            "context": {"userId": "Practitioner/1", "patientId": PID}, "prefetch": prefetch}
-    keys = dict.fromkeys(SERVICE.prefetch, None) | prefetch
-    body["prefetch"] = keys
+            "context": {"userId": "Practitioner/1", "patientId": PID},
+            "prefetch": dict.fromkeys(SERVICE.prefetch, None) | prefetch}
     request = parse_hook_request(body, SERVICE)
     return resolve_prefetch(SERVICE, request, source or NoSource()).resources
 
