@@ -117,6 +117,12 @@ class RuleSet:
         return {}
 
     @cached_property
+    def coded_concepts(self) -> dict[str, tuple[object, ...]]:
+        """Memo of the normaliser: what a record's code concepts, as written, say (its codes,
+        those a rule uses, a display, a side). Keyed by their JSON; filled as they are seen."""
+        return {}
+
+    @cached_property
     def texts(self) -> tuple[str, ...]:
         """Lower-case phrases that name a finding in a record with no usable code."""
         return tuple(sorted(c for s, c in self.code_index if s == TEXT))

@@ -19,14 +19,14 @@ from datetime import date, datetime
 from functools import lru_cache
 from itertools import compress, repeat
 from operator import contains, not_
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from service.engine import binding, dates
 from service.engine.canonical import canonical, canonical_system, in_family
 from service.engine.codes import CPT, FAMILY_MARK, ICD10CM, LOINC, SNOMED, TEXT
-from service.engine.laterality import record_side
+from service.engine.laterality import record_side, side_of_codes
 from service.engine.records import places
 from service.engine.ruleset import CodeKey, RuleSet
 from service.engine.values import (
@@ -56,6 +56,10 @@ MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond t
 # (characters of JSON), a memo keeps: EHR rows are short, and a hostile caller's long texts must not
 # stay in a worker's memory.
 MAX_REMEMBERED_CHARS = 512
+# Code concept lists remembered with what they say (about 1 KB each): those that reach a record's
+# full reading are the few kinds of finding a chart holds, and a hostile caller's many must not
+# fill a worker's memory.
+MAX_CODED_CONCEPTS = 10_000
 
 DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "Condition": ("onsetDateTime", "onsetPeriod", "onsetString", "onsetAge", "onsetRange",
@@ -229,6 +233,40 @@ def _code_concepts(resource: Mapping[str, Any]) -> list[Any]:
     return [resource.get("code")]
 
 
+class CodedAs(NamedTuple):
+    """What a record's code concepts say, whatever else the record holds."""
+
+    written: tuple[CodeKey, ...]  # every usable coding, canonical
+    indexed: tuple[CodeKey, ...]  # those a rule uses, and the families they belong to
+    display: str
+    side: str | None  # the side the codes say
+
+
+def _coded_as(concepts: list[Any], ruleset: RuleSet) -> CodedAs:
+    """Remembered per concept list, keyed by its JSON: a chart repeats its few coded findings,
+    and what their codes say depends on nothing else. A list JSON cannot hold, or that does not
+    read back as itself (NaN is written as null), is judged each time; a malformed concept
+    raises, as it would unremembered."""
+    try:
+        key = orjson.dumps(concepts).decode()
+    except TypeError:
+        return _judge_coded(concepts, ruleset)
+    memo = ruleset.coded_concepts
+    coded = memo.get(key)
+    if coded is None:
+        coded = _judge_coded(concepts, ruleset)
+        if len(memo) < MAX_CODED_CONCEPTS and len(key) <= MAX_REMEMBERED_CHARS and \
+                orjson.loads(key) == concepts:
+            memo[key] = coded
+    return coded
+
+
+def _judge_coded(concepts: list[Any], ruleset: RuleSet) -> CodedAs:
+    written = code_keys(concepts)  # raises for a malformed concept, before anything else reads it
+    return CodedAs(written, _index_keys(written, ruleset), _display(concepts, ruleset),
+                   side_of_codes(written, ruleset.side_of_code))
+
+
 def _body_sites(resource: Mapping[str, Any]) -> tuple[CodeKey, ...]:
     sites = resource.get("bodySite")
     if sites is None:
@@ -251,15 +289,14 @@ def _when(resource: Mapping[str, Any], rtype: str, now: datetime | None) -> tupl
     return when, _date_text(raw, when)
 
 
-def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[CodeKey, ...],
-          written: tuple[CodeKey, ...], ruleset: RuleSet, draft: bool, now: datetime | None,
+def _fact(ref: str, record: Mapping[str, Any], coded: CodedAs, keys: tuple[CodeKey, ...],
+          ruleset: RuleSet, draft: bool, now: datetime | None,
           doubts: tuple[str, ...] = (), present: bool | None = None) -> Fact | str:
     """A Fact with the finding ``keys``, or the reason (str) the record is ignored under the
-    status policy; ``written`` are the codes of the record's code ``concepts``, canonical."""
+    status policy; ``coded`` is what the record's code concepts say."""
     rtype = record["resourceType"]
     sites = _body_sites(record)
-    display = _display(concepts, ruleset)
-    side = record_side(written, sites, ruleset.side_of_code)
+    side = record_side(coded.side, sites, ruleset.side_of_code)
     when, date_text = _when(record, rtype, now)
     status = _status_code(record.get("status"))
     tentative, current, value, unit, part_of, resource = False, True, None, None, frozenset(), None
@@ -297,7 +334,7 @@ def _fact(ref: str, record: Mapping[str, Any], concepts: list[Any], keys: tuple[
             return f"status {status}"
         else:
             resource = record if draft else None
-    return Fact(ref=ref, resource_type=rtype, codes=keys, display=display, when=when.start,
+    return Fact(ref=ref, resource_type=rtype, codes=keys, display=coded.display, when=when.start,
                 status=status, tentative=tentative, current=current, present=present, value=value,
                 unit=unit, body_sites=frozenset(sites), laterality=side, part_of=part_of,
                 draft=draft, until=when.end, date_doubt=when.doubt, doubts=doubts,
@@ -525,9 +562,8 @@ def _take(base: FactBase, ruleset: RuleSet, resource: dict[str, Any], draft: boo
 def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str, Any],
                  draft: bool, now: datetime | None) -> bool:
     """Add the fact of one place; True when the place mattered to some rule."""
-    concepts = _code_concepts(record)
-    keys = code_keys(concepts)
-    indexed = _index_keys(keys, ruleset)
+    coded = _coded_as(_code_concepts(record), ruleset)
+    keys, indexed = coded.written, coded.indexed
     if record.get("resourceType") == "Observation" and not MEASURED.isdisjoint(keys):
         indexed += measured_findings(keys, *quantity(record))
     doubts: tuple[str, ...] = ()
@@ -538,7 +574,7 @@ def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str
             return False
         indexed, negated = phrases
         doubts, present = (UNCODED,), (False if negated else None)
-    fact = _fact(ref, record, concepts, indexed, keys, ruleset, draft, now, doubts, present)
+    fact = _fact(ref, record, coded, indexed, ruleset, draft, now, doubts, present)
     if isinstance(fact, str):
         base.ignored.append({"ref": ref, "reason": fact})
         return True

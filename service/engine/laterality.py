@@ -37,10 +37,16 @@ def sides_by_code(sets: Mapping[str, frozenset[CodeKey]]) -> dict[CodeKey, str]:
     return out
 
 
-def record_side(code_keys: Iterable[CodeKey], site_keys: Iterable[CodeKey],
+def side_of_codes(keys: Iterable[CodeKey], side_of: Mapping[CodeKey, str]) -> str | None:
+    """The side a record's codes (or its bodySite's codes) say together."""
+    return combine(map(side_of.get, keys))
+
+
+def record_side(by_code: str | None, site_keys: Iterable[CodeKey],
                 side_of: Mapping[CodeKey, str]) -> str | None:
-    """One record's side: its bodySite and code agree, or only one of them says a side."""
-    by_code, by_site = combine(map(side_of.get, code_keys)), combine(map(side_of.get, site_keys))
+    """One record's side: what its codes say (``by_code``, from :func:`side_of_codes`) and its
+    bodySite agree, or only one of them says a side."""
+    by_site = side_of_codes(site_keys, side_of)
     if by_code and by_site and by_code != by_site:
         return None
     return by_code or by_site

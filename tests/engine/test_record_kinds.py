@@ -1,5 +1,7 @@
-"""The hook path judges a bound list of records per kind at once (``facts._plain_records``);
-whatever the records hold, the facts, counts and trace must be those of the one-by-one path.
+"""The normaliser remembers verdicts per kind, whatever the records hold, and must give the facts,
+counts and trace it gives unremembered: the hook path judges a bound list of records per kind
+at once (``facts._plain_records``), and what a record's code concepts say is remembered per
+concept list (``facts._coded_as``).
 
 Random records mix what EHRs send with what a hostile caller could: red-flag codes, local codes
 with texts that name (or deny) a red flag, coded values, components, contained resources, and
@@ -37,6 +39,8 @@ from tests.engine.ehr_records import (
 LOCAL = "http://ehr.example.org/fhir/CodeSystem/flowsheet-row"
 TEXTS = ("Heart rate", "urinary retention", "no urinary retention", "Bladder scan",
          "cauda equina syndrome", "Saddle anaesthesia: denied", "Pain score")
+RIGHT = {"coding": [{"system": SCT, "code": "24028007"}]}
+LEFT = {"coding": [{"system": SCT, "code": "7771000"}]}
 CODINGS = ((SCT, RETENTION), (SCT, NUMB_LEG), (SCT, FEVER), (LOINC, "8867-4"), (ICD, "G83.4"),
            (ICD, "M16.11"), (LOCAL, "row-1"), (LOCAL, "row-2"), ("urn:oid:1.2.3", "x"))
 
@@ -63,9 +67,15 @@ def _concept(rng: random.Random) -> Any:
 
 
 def _record(rng: random.Random, code: Any) -> dict[str, Any]:
-    kind = rng.choice(("Observation", "Observation", "Condition", "Procedure", "Encounter"))
+    kind = rng.choice(("Observation", "Observation", "Condition", "Procedure", "Encounter",
+                       "ImagingStudy"))
     record: dict[str, Any] = {"resourceType": kind, "code": copy.deepcopy(code),
                               "subject": {"reference": f"Patient/{PID}"}}
+    if kind == "ImagingStudy":
+        record["procedureCode"] = [copy.deepcopy(code), _concept(rng)]
+        record["started"] = "2026-02-27"
+    if rng.random() < 0.3:
+        record["bodySite"] = [rng.choice((RIGHT, LEFT, {"text": "hip"}))]
     if kind == "Observation":
         record["status"] = rng.choice(("final", "preliminary", "entered-in-error", None))
         record["effectiveDateTime"] = rng.choice(("2026-02-20", "2026-02-28T09:00:00Z", "2026-13-01"))
@@ -79,7 +89,7 @@ def _record(rng: random.Random, code: Any) -> dict[str, Any]:
         record["clinicalStatus"] = {"coding": [{"code": rng.choice(("active", "resolved"))}]}
         record["onsetDateTime"] = "2026-02-25"
     else:
-        record["status"] = rng.choice(("completed", "in-progress"))
+        record["status"] = rng.choice(("completed", "in-progress", "available"))
     if rng.random() < 0.2:  # a panel member or a Condition's evidence, written inside it
         record["contained"] = [{"resourceType": "Observation", "id": "m1", "status": "final",
                                 "code": {"coding": [{"system": SCT, "code": RETENTION}]},
@@ -90,16 +100,20 @@ def _record(rng: random.Random, code: Any) -> dict[str, Any]:
 
 
 def _summary(base: facts.FactBase) -> Any:
-    return (base.trace(), [(f.ref, f.codes, f.present, f.doubts, f.when, f.status, f.value)
-                           for f in base.facts], sorted(base.by_finding), base.excluded)
+    return (base.trace(), [(f.ref, f.codes, f.display, f.laterality, f.body_sites, f.present,
+                            f.doubts, f.when, f.date_text, f.status, f.value) for f in base.facts],
+            {name: [f.ref for f in found] for name, found in base.by_finding.items()}, base.excluded)
+
+
+def _chart(rng: random.Random) -> list[Any]:
+    codes = [_concept(rng) for _ in range(4)]  # each code in several kinds of record
+    kinds = [_record(rng, rng.choice(codes)) for _ in range(16)]
+    return [patient()] + [copy.deepcopy(rng.choice(kinds)) | {"id": f"c{n}"} for n in range(60)]
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_a_bound_list_gives_the_facts_of_the_one_by_one_path(seed: int, monkeypatch) -> None:
-    rng = random.Random(seed)
-    codes = [_concept(rng) for _ in range(4)]  # each code in several kinds of record
-    kinds = [_record(rng, rng.choice(codes)) for _ in range(16)]
-    records = [patient()] + [copy.deepcopy(rng.choice(kinds)) | {"id": f"c{n}"} for n in range(60)]
+    records = _chart(random.Random(seed))
     ruleset = replace(RULESET)  # nothing remembered yet
     per_kind = [_summary(normalise(ruleset, copy.deepcopy(records), now=NOW)) for _ in range(2)]
     assert ruleset.record_verdicts  # the list path ran, and filled its memo
@@ -132,3 +146,35 @@ def test_a_kind_that_json_cannot_write_exactly_is_judged_but_not_kept(odd: Any) 
     assert ruleset.record_verdicts == {}
     assert normalise(ruleset, [harmless], now=NOW).not_coded_for_rules == 1  # the twin: kept
     assert list(ruleset.record_verdicts.values()) == [True]
+
+
+@pytest.mark.parametrize("patient_id", [None, PID])
+@pytest.mark.parametrize("seed", range(30))
+def test_what_codes_say_is_remembered_per_concept_list_without_changing_a_fact(
+        seed: int, patient_id: str | None, monkeypatch) -> None:
+    records = _chart(random.Random(1000 + seed))
+    ruleset = replace(RULESET)
+    remembered = [_summary(normalise(ruleset, copy.deepcopy(records), now=NOW, patient_id=patient_id))
+                  for _ in range(2)]
+    assert ruleset.coded_concepts  # filled, then read
+    monkeypatch.setattr(facts, "_coded_as", facts._judge_coded)
+    judged = _summary(normalise(replace(RULESET), copy.deepcopy(records), now=NOW,
+                                patient_id=patient_id))
+    assert remembered == [judged, judged]
+
+
+@pytest.mark.parametrize("odd", [float("nan"), ("not", "json")])
+def test_a_concept_that_json_cannot_write_exactly_is_judged_but_not_kept(odd: Any) -> None:
+    """A NaN display would be written as null, and a tuple as a list: such a concept list is
+    judged each time, and its JSON twin is remembered."""
+    ruleset = replace(RULESET)
+    coding = {"system": SCT, "code": RETENTION}
+    odd_one = obs(RETENTION, rid="o", when="2026-02-28")
+    odd_one["code"] = {"coding": [dict(coding, display=odd)]}
+    [fact] = normalise(ruleset, [odd_one], now=NOW).facts
+    assert fact.codes == ((SCT, RETENTION),)
+    assert ruleset.coded_concepts == {}
+    twin = obs(RETENTION, rid="t", when="2026-02-28")
+    twin["code"] = {"coding": [dict(coding, display=None)]}
+    [fact] = normalise(ruleset, [twin], now=NOW).facts
+    assert fact.display == "Retention of urine" and len(ruleset.coded_concepts) == 1
