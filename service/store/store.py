@@ -26,6 +26,7 @@ from service.security.replay import InMemoryReplayCache
 from service.store import database, queries
 from service.store.bounded import TRANSIENT_FAULTS, Bounded, DatabaseUnavailable, describe
 from service.store.feedback import FeedbackClient, FeedbackReceipt, snoozed_rules, write_feedback
+from service.store.held import HookConnections
 from service.store.invocations import to_journal, write_invocation, write_journalled
 from service.store.journal import Entry, Journal
 from service.store.policy import AuditPolicy
@@ -101,8 +102,11 @@ class Store:
         self.faults = faults or Faults()
         directory = journal_directory(self.faults.journal_dir, engine)
         self.journal = Journal(directory, self.faults.journal_max_bytes)
-        # SQLite is a local file: its waits are cut in the calling thread (see store.bounded).
-        self._bounded = Bounded(self.faults.bound_s, inline=engine.dialect.name == "sqlite")
+        # SQLite is a local file: its waits are cut in the calling thread (see store.bounded), and
+        # each thread keeps the connection its hook calls use (store.held).
+        local_file = engine.dialect.name == "sqlite"
+        self._bounded = Bounded(self.faults.bound_s, inline=local_file)
+        self._hook = HookConnections(engine, hold=local_file)
         self._spent = InMemoryReplayCache(capacity=FALLBACK_JTI_CAPACITY)
         self.replayer = Replayer(self.journal, self.replay_entries, self.ping, self.faults.replay_interval_s)
 
@@ -121,6 +125,7 @@ class Store:
     def close(self) -> None:
         self.replayer.stop()
         self._bounded.shutdown()
+        self._hook.close()
         self.engine.dispose()
 
     def migrate(self) -> None:
@@ -147,7 +152,7 @@ class Store:
         key = uuid.uuid4().hex
 
         def write() -> bool:
-            with self.engine.begin() as connection:
+            with self._hook.connection() as connection, connection.begin():
                 return write_invocation(connection, record, key, self.policy)
 
         try:
@@ -170,7 +175,7 @@ class Store:
         moment = now or datetime.now(UTC)
 
         def look_up() -> set[str]:
-            with self.engine.connect() as connection:
+            with self._hook.connection() as connection:
                 return snoozed_rules(connection, patient_key, issuer, tenant, moment)
 
         return self._bounded.run("snooze look-up", look_up)
