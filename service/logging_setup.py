@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import IO
 
+import orjson
 from flask import Flask, Response, g, has_request_context, request
 
 from service import metrics
@@ -48,7 +49,10 @@ class JsonFormatter(logging.Formatter):
             entry[name] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["error"] = scrub(self.formatException(record.exc_info), MAX_LOGGED_TRACE_CHARS)
-        return json.dumps(entry, default=str)
+        try:  # every request writes a line: orjson's cost is a fifth of the json module's
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:  # what orjson refuses (a lone surrogate, a huge integer)
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
