@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from service.codesystems import OVERRIDE_REASON_SYSTEM
 from service.config import AUDIT_PATIENT_ID_POLICIES, DEFAULT_SNOOZE_REASONS, Settings
@@ -51,8 +52,14 @@ class AuditPolicy:
         """The keyed hash that identifies a patient across calls without revealing the id."""
         if patient_id is None or self.patient_id == "omit":
             return None
-        digest = hmac.new(self.secret.encode(), patient_id.encode(), hashlib.sha256)
+        digest = self._keyed.copy()
+        digest.update(patient_id.encode())
         return digest.hexdigest()
+
+    @cached_property
+    def _keyed(self) -> hmac.HMAC:
+        """The HMAC with the secret already keyed in (two hash blocks); every key copies it."""
+        return hmac.new(self.secret.encode(), digestmod=hashlib.sha256)
 
     def stored_patient_id(self, patient_id: str | None) -> str | None:
         return patient_id if self.patient_id == "store" else None

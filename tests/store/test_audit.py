@@ -61,6 +61,14 @@ def test_hash_policy_keeps_a_keyed_hmac_and_never_the_raw_id(store: Store) -> No
     assert call.patient_key != hashlib.sha256(b"patient-ces-1").hexdigest()
 
 
+def test_each_patient_key_is_the_hmac_of_that_id_alone() -> None:
+    """The secret is keyed in once and copied for each key: no id carries into the next."""
+    policy = AuditPolicy(patient_id="hash", secret="test-secret")
+    for patient in ("patient-a", "patient-b", "patient-a", ""):
+        expected = hmac.new(b"test-secret", patient.encode(), hashlib.sha256).hexdigest()
+        assert policy.patient_key(patient) == expected
+
+
 def test_store_policy_keeps_the_raw_patient_id(database_url: str) -> None:
     store = Store.from_url(database_url, AuditPolicy(patient_id="store", secret="s"))
     store.migrate()
