@@ -12,6 +12,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from service.store import Store
+from service.store.database import WAL_CHECKPOINT_PAGES, engine_for
 from service.store.schema import Base
 
 
@@ -56,6 +57,15 @@ def test_sqlite_url_creates_the_missing_parent_directory(tmp_path: Path) -> None
     store.ping()
     store.close()
     assert (tmp_path / "nested" / "dir" / "audit.db").is_file()
+
+
+def test_sqlite_connections_copy_the_wal_back_every_few_thousand_calls(tmp_path: Path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'store.db'}", 1.0)
+    with engine.connect() as connection:
+        pragmas = [connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                   for name in ("journal_mode", "synchronous", "wal_autocheckpoint")]
+    engine.dispose()
+    assert pragmas == ["wal", 1, WAL_CHECKPOINT_PAGES]  # synchronous 1 is NORMAL
 
 
 def test_ping_raises_when_the_database_cannot_be_reached() -> None:
