@@ -141,6 +141,7 @@ class Evaluator:
         self.facts = facts
         self.now = now
         self.hook = hook
+        self._latest = now + timedelta(days=1)  # a record dated today counts, whatever its zone
         self._matches: dict[str, list[Fact]] = {}
         self._found: dict[str, tuple[Evidence, ...]] = {}
         self._conditions: dict[str, tuple[bool, Sequence[Evidence]]] = {}
@@ -161,9 +162,11 @@ class Evaluator:
 
     def found(self, name: str) -> tuple[Evidence, ...]:
         """The evidence of every fact the finding matched (made once: conditions ask often)."""
-        if name not in self._found:
-            self._found[name] = tuple(self.evidence(f, name) for f in self.matches(name))
-        return self._found[name]
+        found = self._found.get(name)
+        if found is None:
+            evidence = self.evidence
+            found = self._found[name] = tuple([evidence(f, name) for f in self.matches(name)])
+        return found
 
     def _in_window(self, fact: Fact, spec: m.Finding) -> bool:
         """Inside the finding's window; an uncertain date is only for red flags, and then
@@ -174,7 +177,7 @@ class Evaluator:
         if fact.date_doubt in (dates.MISSING, dates.UNREADABLE, dates.FUTURE) \
                 or fact.when is None or fact.until is None:
             return True
-        earliest, latest = self.now - spec.within, self.now + timedelta(days=1)
+        earliest, latest = self.now - spec.within, self._latest
         if fact.when == fact.until:  # an instant
             return earliest <= fact.when <= latest
         return fact.when <= latest and fact.until > earliest  # a day, month or year
