@@ -66,28 +66,33 @@ def read_date(raw: Any, now: datetime | None = None) -> When:
     if not isinstance(raw, str):
         return When(doubt=UNREADABLE)
     text = raw.strip()
-    try:
-        if len(text) > len("YYYY-MM-DD"):  # a time is given: the usual EHR dateTime
-            start = parse_instant(text)
-            when = When(start, start)
-        elif _YEAR.fullmatch(text):
-            start = datetime(int(text), 1, 1, tzinfo=UTC)
-            when = When(start, start.replace(year=start.year + 1), PARTIAL)
-        elif match := _YEAR_MONTH.fullmatch(text):
-            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
-            end = (start + timedelta(days=32)).replace(day=1)
-            when = When(start, end, PARTIAL)
-        elif _DATE.fullmatch(text):
-            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
-            when = When(start, start + timedelta(days=1), day_only=True)
-        else:
-            start = parse_instant(text)
-            when = When(start, start)
-    except ValueError:
-        return When(doubt=UNREADABLE)
+    when = _interval(text) if len(text) <= LONGEST_INSTANT else _interval.__wrapped__(text)
     if now is not None and when.start is not None and when.start > now + CLOCK_SKEW:
         return When(when.start, when.end, FUTURE, when.day_only)
     return when
+
+
+@lru_cache(maxsize=4096)
+def _interval(text: str) -> When:
+    """What a date text stands for, whatever the time now. A chart repeats its few dates, so
+    they are remembered; text longer than any instant is read, not kept."""
+    try:
+        if len(text) > len("YYYY-MM-DD"):  # a time is given: the usual EHR dateTime
+            start = parse_instant(text)
+            return When(start, start)
+        if _YEAR.fullmatch(text):
+            start = datetime(int(text), 1, 1, tzinfo=UTC)
+            return When(start, start.replace(year=start.year + 1), PARTIAL)
+        if match := _YEAR_MONTH.fullmatch(text):
+            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
+            return When(start, (start + timedelta(days=32)).replace(day=1), PARTIAL)
+        if _DATE.fullmatch(text):
+            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return When(start, start + timedelta(days=1), day_only=True)
+        start = parse_instant(text)
+        return When(start, start)
+    except ValueError:
+        return When(doubt=UNREADABLE)
 
 
 def first_date(resource: dict[str, Any], names: tuple[str, ...],

@@ -6,8 +6,11 @@ that reads an absent finding as present.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from service.engine import dates
 from tests.engine.ehr_records import (
     ABSENT,
     FEVER,
@@ -56,6 +59,15 @@ def test_a_retention_with_an_uncertain_date_fires_r1_and_the_card_says_why(when,
     assert CES in fired(ev)
     detail = card(ev, CES)["detail"]
     assert "Observation/ret" in detail and reason in detail
+
+
+@pytest.mark.parametrize(("when", "once_past"), [
+    ("2026-03-03", None), (" 2026-03-03T08:00:00Z ", None), ("2026-04", dates.PARTIAL)])
+def test_a_date_is_in_the_future_only_while_it_is_ahead_of_now(when, once_past):
+    """Date texts are read once and remembered; whether one is ahead of now is asked each time."""
+    later = NOW + timedelta(days=45)
+    doubts = [dates.read_date(when, now).doubt for now in (NOW, later, NOW, later)]
+    assert doubts == [dates.FUTURE, once_past, dates.FUTURE, once_past]
 
 
 def test_an_absent_retention_with_an_uncertain_date_is_still_absent():
