@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
+from service.jsontext import json_text
 from service.store.bounded import DEADLINE
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -51,7 +52,8 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         busy_s = UNBOUNDED_BUSY_S if bound_s is None else bound_s
-        engine = create_engine(parsed, connect_args={"timeout": busy_s}, **options)
+        engine = create_engine(parsed, connect_args={"timeout": busy_s}, json_serializer=json_text,
+                               **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _sqlite_wait_no_longer_than_left)
         return engine
@@ -71,7 +73,8 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
             "tcp_user_timeout": 10_000,
         }
         connect = {k: v for k, v in connect.items() if k not in parsed.query}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect, **options)
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect, json_serializer=json_text,
+                         **options)
 
 
 #: WAL pages written before a commit copies them into the database file (SQLite's default is

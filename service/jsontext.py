@@ -1,0 +1,21 @@
+"""JSON text of what the service writes itself: log lines and the audit trail's JSON columns.
+
+Written with orjson, at a fifth of the json module's cost (every call writes a log line and four
+JSON columns per decision). What orjson refuses, a lone surrogate or an integer past 64 bits, is
+written by the json module instead, so nothing is ever refused; NaN is written as null.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+
+def json_text(value: Any, *, default: Callable[[Any], Any] | None = None, option: int = 0) -> str:
+    try:
+        return orjson.dumps(value, default=default, option=option).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=default)
