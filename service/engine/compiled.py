@@ -94,6 +94,13 @@ class RuleSet:
                             if s == ICD10CM and c.startswith(FAMILY_MARK)))
 
     @cached_property
+    def red_flag_findings(self) -> tuple[str, ...]:
+        """Red-flag findings of the patient's record, in file order: every call collects their
+        evidence, whether or not a rule fired."""
+        return tuple(name for name, finding in self.findings.items()
+                     if finding.spec.statuses == "red-flag" and finding.spec.source == "record")
+
+    @cached_property
     def side_of_code(self) -> dict[CodeKey, str]:
         """The side each laterality code says, for the normaliser's per-record look-up."""
         return sides_by_code(self.laterality)

@@ -218,8 +218,7 @@ class Evaluator:
 
     def red_flag_evidence(self) -> list[Evidence]:
         """Every present red-flag finding, certain or uncertain, whether or not a rule fired."""
-        return [self.evidence(f, name) for name, finding in self.rs.findings.items()
-                if finding.spec.statuses == "red-flag" and finding.spec.source == "record"
+        return [self.evidence(f, name) for name in self.rs.red_flag_findings
                 for f in self.matches(name)]
 
     def _same_side(self, fact: Fact, findings: Sequence[str]) -> bool:
@@ -624,7 +623,7 @@ class _RulePass:
         if not fired:
             entry["status"] = "did not fire"
             return entry
-        entry["matched"] = [e.as_dict() for e in _dedupe(evidence)]
+        entry["matched"] = _dedupe(evidence)  # as dicts when the trace is read (_rule_trace)
         entry.update(self._outcome(rule, evidence))
         return entry
 
@@ -660,7 +659,7 @@ class _RulePass:
         if self.red_flag_evidence and _advises_against_draft(rule):
             # Never tell a clinician to cancel imaging while any red flag is recorded (§2.0.1).
             return {"status": "withheld: red-flag evidence recorded",
-                    "redFlagEvidence": [e.as_dict() for e in _dedupe(self.red_flag_evidence)]}
+                    "redFlagEvidence": _dedupe(self.red_flag_evidence)}
         self._suppress_targets(spec)
         outcome: dict[str, Any] = {}
         if spec.id in self.silenced and spec.mode == "active":
@@ -690,11 +689,18 @@ def _trace(ev: Evaluator, age: int | None, rules: list[dict[str, Any]],
         "input": facts.trace(),
         "facts": [_fact_trace(f) for f in facts.facts],
         "derived": ev.derived_trace(),
-        "rules": rules,
+        "rules": [_rule_trace(entry) for entry in rules],
     }
     if pama:
         trace["pama"] = pama
     return trace
+
+
+def _rule_trace(entry: dict[str, Any]) -> dict[str, Any]:
+    """A rule's entry as the trace shows it: the pass keeps its evidence as Evidence, since the
+    hook path never reads the trace."""
+    return {key: [e.as_dict() for e in value] if key in ("matched", "redFlagEvidence") else value
+            for key, value in entry.items()}
 
 
 def _advises_against_draft(rule: CompiledRule) -> bool:
