@@ -85,13 +85,16 @@ def test_on_sqlite_a_threads_hook_calls_share_one_connection(sqlite_store: Store
     assert audited(sqlite_store) == 5
 
 
-def test_on_postgresql_each_operation_takes_a_pooled_connection(store: Store) -> None:
+@pytest.mark.postgres
+def test_on_postgresql_each_operation_takes_a_pooled_connection(
+        pg_database_url: str, policy: AuditPolicy, faults: Faults) -> None:
     """The twin: the pool's pre-ping must see every connection before it is used."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("the pooled path is PostgreSQL's")
+    store = Store.from_url(pg_database_url, policy, faults)
+    store.migrate()
     taken = checkouts(store, pool=True)
     for _ in range(3):
         assert hook_call(store) == (set(), True)
+    store.close()
     assert len(taken) == 6
 
 
