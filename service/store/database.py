@@ -52,8 +52,10 @@ def engine_for(url: str, bound_s: float | None = None) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         busy_s = UNBOUNDED_BUSY_S if bound_s is None else bound_s
+        # A connection to a local file costs a file handle and no server's slot, and each thread
+        # that calls hooks keeps one (store.held): the pool never makes a thread wait for one.
         engine = create_engine(parsed, connect_args={"timeout": busy_s}, json_serializer=json_text,
-                               **options)
+                               max_overflow=-1, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "before_cursor_execute", _sqlite_wait_no_longer_than_left)
         return engine

@@ -123,6 +123,26 @@ def test_each_thread_holds_its_own_connection(sqlite_store: Store) -> None:
     assert len(taken) == 2 and taken[0] is not taken[1]
 
 
+def test_many_long_lived_threads_each_hold_one_without_exhausting_the_pool(
+        sqlite_store: Store) -> None:
+    """More threads than the pool's default size and overflow (5 and 10), each still alive
+    while the others call: every call is answered and audited."""
+    answers: list[tuple[set[str], bool]] = []
+    all_called = threading.Barrier(20)
+
+    def call_and_stay() -> None:
+        answers.append(hook_call(sqlite_store))
+        all_called.wait(timeout=30)
+
+    threads = [threading.Thread(target=call_and_stay) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(set(), True)] * 20
+    assert audited(sqlite_store) == 20
+
+
 def test_after_a_failure_the_next_operation_takes_a_fresh_connection(
         sqlite_store: Store, tmp_path: Path) -> None:
     taken = checkouts(sqlite_store)
