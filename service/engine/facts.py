@@ -56,7 +56,7 @@ MAX_VERDICTS = 100_000  # codings and concepts remembered per rule set; beyond t
 # (characters of JSON), a memo keeps: EHR rows are short, and a hostile caller's long texts must not
 # stay in a worker's memory.
 MAX_REMEMBERED_CHARS = 512
-# Code concept lists remembered with what they say (about 1 KB each): those that reach a record's
+# Code concept lists remembered with what they say (about 1.5 KB each): those that reach a record's
 # full reading are the few kinds of finding a chart holds, and a hostile caller's many must not
 # fill a worker's memory.
 MAX_CODED_CONCEPTS = 10_000
