@@ -13,6 +13,7 @@ from service.config import Settings
 from service.engine.casetests import run_all
 from service.engine.dates import instant_or_now
 from service.engine.evaluate import Evaluation, evaluate
+from service.engine.hooks import HOOKS
 from service.engine.ruleset import RuleSet, load_ruleset
 from service.engine.whynot import failed_clauses
 from service.yamlsource import ConfigFileError
@@ -142,19 +143,51 @@ def _inputs(path: str, now: datetime) -> dict[str, Any]:
         return {"resources": fixtures.bundle_resources(fixtures.load_bundle(path, now))}
     if not isinstance(data, dict) or not isinstance(data.get("hook"), str):
         raise fixtures.FixtureError(path, "$", "expected a Bundle or a CDS Hooks request")
-    request = fixtures.load_request(path, now)
-    context = request.get("context") or {}
+    return _request_inputs(fixtures.load_request(path, now), path)
+
+
+def _request_inputs(request: dict[str, Any], path: str) -> dict[str, Any]:
+    """A request's prefetched resources, drafts and selections, each member checked for the
+    shape the rules read, so a malformed file is an error naming the member, not a traceback.
+    Malformed Bundle entries are skipped, as the service skips them."""
+    from service.fixtures import FixtureError, bundle_resources
+
+    def member(where: dict[str, Any], name: str, kind: type, at: str) -> Any:
+        value = where.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise FixtureError(path, f"$.{at}{name}", f"must be {_KIND_NAMES[kind]}")
+        return value if value is not None else kind()
+
+    hook = request["hook"]
+    if hook not in HOOKS:
+        raise FixtureError(path, "$.hook", _unknown_hook(hook))
+    context = member(request, "context", dict, "")
     resources: list[dict[str, Any]] = []
-    for value in (request.get("prefetch") or {}).values():
+    for key, value in member(request, "prefetch", dict, "").items():
         if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-            resources += fixtures.bundle_resources(value)
+            resources += bundle_resources(value)
         elif isinstance(value, dict):
             resources.append(value)
-    return {"resources": resources, "hook": request["hook"],
-            "draft_orders": fixtures.bundle_resources(context.get("draftOrders") or {}),
-            "selections": context.get("selections") or (),
-            "patient_id": context.get("patientId") if isinstance(context.get("patientId"), str)
-            else None}
+        elif value is not None:  # null: a prefetch the EHR could not fill
+            raise FixtureError(path, f"$.prefetch.{key}", "must be a FHIR resource or null")
+    drafts = member(context, "draftOrders", dict, "context.")
+    if drafts and drafts.get("resourceType") != "Bundle":
+        raise FixtureError(path, "$.context.draftOrders", "must be a FHIR Bundle")
+    member(drafts, "entry", list, "context.draftOrders.")
+    selections = member(context, "selections", list, "context.")
+    if not all(isinstance(s, str) for s in selections):
+        raise FixtureError(path, "$.context.selections", "must be an array of references")
+    patient_id = context.get("patientId")
+    return {"resources": resources, "hook": hook, "draft_orders": bundle_resources(drafts),
+            "selections": selections,
+            "patient_id": patient_id if isinstance(patient_id, str) else None}
+
+
+_KIND_NAMES = {dict: "an object", list: "an array"}
+
+
+def _unknown_hook(hook: str) -> str:
+    return f"hook `{hook}` is not one of the hooks the rules know: {', '.join(sorted(HOOKS))}"
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -168,6 +201,9 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     request_hook = inputs.pop("hook", "patient-view")
+    if args.hook is not None and args.hook not in HOOKS:
+        print(f"error: {_unknown_hook(args.hook)}", file=sys.stderr)
+        return 2
     resources = inputs.pop("resources")
     when = {"now": now, "hook": args.hook or request_hook, **inputs}
     ev = evaluate(ruleset, resources, **when)

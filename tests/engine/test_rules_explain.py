@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from service.cli import main
 from service.config import PROJECT_ROOT
 
@@ -139,3 +141,56 @@ def test_explain_never_counts_another_patients_draft_as_the_http_answer_does(cap
     out = _explain(capsys, _request_with_draft_subject(tmp_path, "Patient/someone-else"))
     assert _rule_block(out, "early-lumbar-imaging")[0].endswith(": did not fire")
     assert "someone-else" not in out
+
+
+def _request_file(tmp_path, **changes) -> str:
+    """The day-41 drafted MRI request with members replaced, ``a__b`` naming ``body[a][b]``;
+    a value of ... removes the member."""
+    body = json.loads((FIXTURES / "requests" / "spine-onset-day41-order-select-mri.json").read_text())
+    for name, value in changes.items():
+        *parents, key = name.split("__")
+        target = body
+        for parent in parents:
+            target = target[parent]
+        if value is ...:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"context__draftOrders": 5}, "context.draftOrders"),
+    ({"context__draftOrders": {"resourceType": "Patient"}}, "context.draftOrders"),
+    ({"context__draftOrders": {"resourceType": "Bundle", "entry": 7}}, "context.draftOrders.entry"),
+    ({"context__selections": "ServiceRequest/x"}, "context.selections"),
+    ({"context": "x"}, "context"),
+    ({"prefetch": [1]}, "prefetch"),
+    ({"prefetch__conditions": 12}, "prefetch.conditions"),
+    ({"hook": "nonsense-hook"}, "nonsense-hook"),
+])
+def test_a_malformed_request_is_an_error_naming_the_member(capsys, tmp_path, changes, named):
+    path = _request_file(tmp_path, **changes)
+    assert main(["rules", "explain", path, "--at", AT]) == 2
+    captured = capsys.readouterr()
+    assert named in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_an_unknown_hook_names_the_hooks_there_are(capsys, tmp_path):
+    assert main(["rules", "explain", _request_file(tmp_path), "--hook", "patient-veiw", "--at", AT]) == 2
+    err = capsys.readouterr().err
+    assert "patient-veiw" in err and "order-select" in err and "patient-view" in err
+
+
+@pytest.mark.parametrize(("changes", "outcome"), [
+    ({"prefetch__conditions": None}, "card"),  # a prefetch the EHR could not fill: no data, no error
+    ({"context__selections": ...}, "card"),  # nothing selected: the guard still reads the drafts
+    ({"prefetch": ...}, "age unknown: red-flag rules only"),  # no data, so no Patient
+])
+def test_the_well_formed_neighbours_are_explained(capsys, tmp_path, changes, outcome):
+    out = _explain(capsys, _request_file(tmp_path, **changes))
+    assert "(order-select)" in out.splitlines()[0]
+    assert _rule_block(out, "early-lumbar-imaging")[0].endswith(f": {outcome}")
