@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service import fixtures_load, report
+from service.cdshooks.services import load_services
 from service.config import Settings, read_log_level
 from service.engine import cli as engine_cli
 from service.engine.dates import instant_or_now
@@ -52,7 +53,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from service.cdshooks.errors import CdsError
     from service.cdshooks.request import parse_hook_request, parse_json_body
     from service.cdshooks.response import response_bytes
-    from service.cdshooks.services import load_services
     from service.cdshooks.sources import bind_source
     from service.engine import load_ruleset
     from service.fhir_client import FhirClient
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixtures_load.register(sub)
     report.register(sub)
-    impact_cli.register(engine_cli.register(sub))
+    impact_cli.register(engine_cli.register(sub, check_hooks=load_services))
     return parser
 
 

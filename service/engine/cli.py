@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,31 @@ from service.engine.whynot import failed_clauses
 from service.yamlsource import ConfigFileError
 
 
+def _print_errors(exc: ConfigFileError, what: str) -> None:
+    for error in exc.errors:
+        print(error, file=sys.stderr)
+    print(f"{len(exc.errors)} error(s); {what}", file=sys.stderr)
+
+
 def _load(args: argparse.Namespace) -> RuleSet | None:
     # The directory and snooze reasons the server would read, so "ok" means it accepts this set.
     settings = Settings.from_env()
     try:
         return load_ruleset(args.rules or settings.rules_dir, settings.snooze_reasons)
     except ConfigFileError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        print(f"{len(exc.errors)} error(s); the rule set is not valid", file=sys.stderr)
+        _print_errors(exc, "the rule set is not valid")
         return None
 
 
 def _check(args: argparse.Namespace) -> int:
     ruleset = _load(args)
     if ruleset is None:
+        return 1
+    # The server also refuses a set its hook files do not name, or hook files it cannot read.
+    try:
+        args.check_hooks(args.hooks or Settings.from_env().hooks_dir, ruleset.name)
+    except ConfigFileError as exc:
+        _print_errors(exc, f"the hook files do not serve rule set `{ruleset.name}`")
         return 1
     print(f"ok: {ruleset.name} {ruleset.full_version}: {len(ruleset.rules)} rules, "
           f"{len(ruleset.valuesets)} value sets, {len(ruleset.findings)} findings, "
@@ -213,8 +224,12 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> Any:
-    """Add the ``rules`` command group to the ``spinehip`` CLI; returns its subcommands."""
+def register(subparsers: Any, *, check_hooks: Callable[[Path, str], object]) -> Any:
+    """Add the ``rules`` command group to the ``spinehip`` CLI; returns its subcommands.
+
+    ``check_hooks(hooks_dir, ruleset_name)`` raises ConfigFileError for hook files the server
+    would refuse with this set; it is passed in because the engine does not read the protocol's
+    service files."""
     rules = subparsers.add_parser("rules", help="check, test and explain the rule files")
     sub = rules.add_subparsers(dest="rules_command", required=True)
     for name, func, text in (
@@ -226,6 +241,10 @@ def register(subparsers: Any) -> Any:
         cmd.add_argument("--rules", type=Path, default=None,
                          help="rules directory (default: SPINEHIP_RULES_DIR, else the bundled rules)")
         cmd.set_defaults(func=func)
+        if name == "check":
+            cmd.add_argument("--hooks", type=Path, default=None,
+                             help="hook files (default: SPINEHIP_HOOKS_DIR, else the bundled hooks)")
+            cmd.set_defaults(check_hooks=check_hooks)
         if name == "explain":
             cmd.add_argument("file", help="a patient Bundle or a CDS Hooks request JSON file "
                                            "(date tokens allowed; a request's drafts included)")

@@ -138,3 +138,47 @@ def test_evaluate_names_a_request_file_that_is_not_json(spinehip, tmp_path) -> N
     assert done.returncode in (1, 2)
     assert "Traceback" not in done.stderr
     assert "bad.json" in done.stderr or "JSON" in (done.stdout + done.stderr)
+
+
+def _renamed(rules: Path, name: str) -> Path:
+    edit(rules / "ruleset.yaml", "ruleset: spine-hip\n", f"ruleset: {name}\n")
+    return rules
+
+
+def _hooks_for(tmp_path: Path, name: str) -> Path:
+    hooks = tmp_path / "site-hooks"
+    shutil.copytree(PROJECT_ROOT / "hooks", hooks)
+    for file in hooks.glob("*.yaml"):
+        edit(file, "ruleset: spine-hip\n", f"ruleset: {name}\n")
+    return hooks
+
+
+def test_rules_check_refuses_a_set_the_served_hooks_do_not_name(spinehip, site_rules, tmp_path) -> None:
+    """The server refuses a rule set its hook files do not name; so must the check."""
+    rules = _renamed(site_rules, "spine-hip-v2")
+    done = spinehip("rules", "check", cwd=tmp_path, SPINEHIP_RULES_DIR=str(rules))
+    assert done.returncode == 1 and "ok:" not in done.stdout
+    for hook in ("patient-view", "order-select", "order-sign", "encounter-start"):
+        assert f"{hook}.yaml:" in done.stderr
+    assert "`spine-hip`" in done.stderr and "spine-hip-v2" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_rules_check_reads_the_hooks_the_server_would(spinehip, site_rules, tmp_path, how) -> None:
+    rules, hooks = _renamed(site_rules, "spine-hip-v2"), _hooks_for(tmp_path, "spine-hip-v2")
+    args, env = (["--hooks", str(hooks)], {}) if how == "option" else ([], {"SPINEHIP_HOOKS_DIR": str(hooks)})
+    done = spinehip("rules", "check", *args, cwd=tmp_path, SPINEHIP_RULES_DIR=str(rules), **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: spine-hip-v2 9.9.9-site+")
+    # The bundled hooks still name `spine-hip`: the option wins over them.
+    if how == "option":
+        assert spinehip("rules", "check", cwd=tmp_path, SPINEHIP_RULES_DIR=str(rules)).returncode == 1
+
+
+def test_rules_check_names_a_broken_hook_file(spinehip, tmp_path) -> None:
+    hooks = _hooks_for(tmp_path, "spine-hip")
+    edit(hooks / "patient-view.yaml", "hook: patient-view\n", "hook: patient-veiw\n")
+    done = spinehip("rules", "check", "--hooks", str(hooks), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "patient-view.yaml:" in done.stderr and "Traceback" not in done.stderr
