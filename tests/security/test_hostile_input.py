@@ -116,6 +116,30 @@ def test_deep_nesting_is_a_400(client, depth) -> None:
     assert response.status_code == 400
 
 
+DEEP_MEMBERS = [
+    ("extra",),  # a member the protocol does not define
+    ("prefetch", "patient", "name"),
+    ("prefetch", "conditions", "entry", 0, "resource", "evidence"),
+    ("prefetch", "observations", "entry", 0, "resource", "extension"),
+]
+
+
+@pytest.mark.parametrize("path", DEEP_MEMBERS, ids=lambda p: "/".join(map(str, p)))
+@pytest.mark.parametrize("depth", [65, 1_000])
+def test_deep_nesting_outside_context_is_answered_up_to_the_parsers_limit(client, path, depth) -> None:
+    """Only what the service walks (``context``, feedback) is held to 64 levels; it never
+    recurses into the rest, so nesting there up to orjson's own limit still gets the cards."""
+    marker = "__deep__"
+    body = replaced(path, marker) if path[0] == "prefetch" else {**BASE, path[0]: marker}
+    raw = json.dumps(body).replace(f'"{marker}"', "[" * depth + "]" * depth)
+    response = client.post(SERVICE, data=raw, content_type="application/json")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.json["cards"]
+    too_deep = json.dumps(body).replace(f'"{marker}"', "[" * 1_100 + "]" * 1_100)
+    refused = client.post(SERVICE, data=too_deep, content_type="application/json")
+    assert refused.status_code == 400 and "depth" in refused.get_data(as_text=True)
+
+
 def test_huge_strings_are_handled(client) -> None:
     body = replaced(("context", "patientId"), "x" * 2_000_000)
     assert_handled(client.post(SERVICE, json=body))
