@@ -17,9 +17,15 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import MaxDepthExceededError
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 Loc = tuple[str | int, ...]
+
+# Deepest nesting a configuration file may have (the bundled rules reach 12). Reading a file
+# recurses once per level, so a hostile file must be stopped well before Python's own limit.
+MAX_YAML_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -107,14 +113,38 @@ def _plain(node: Any) -> Any:
     return node
 
 
+class _PlainDataConstructor(RoundTripConstructor):
+    """Reads plain data only: a tag ruamel has no plain type for (``!!python/object/apply``,
+    ``!include``, any custom tag) is a syntax error at the tag, never an object."""
+
+    def construct_unknown(self, node: Any) -> Any:
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
+        raise ConstructorError(None, None, f"unknown tag `{tag}`: configuration files hold plain "
+                                           "data only", node.start_mark)
+
+
+_PlainDataConstructor.add_constructor(None, _PlainDataConstructor.construct_unknown)
+
+
+def _reader() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _PlainDataConstructor
+    yaml.allow_duplicate_keys = False
+    yaml.max_depth = MAX_YAML_DEPTH
+    return yaml
+
+
 def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument:
     """Parse ``path``; a syntax error becomes a ConfigFileError with its line and column."""
     shown = display_path or str(path)
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
         text = Path(path).read_text(encoding="utf-8")
-        root = yaml.load(text)
+        root = _reader().load(text)
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark
+        raise ConfigFileError([ConfigError(
+            shown, mark.line + 1, mark.column + 1, "",
+            f"nested more than {MAX_YAML_DEPTH} levels deep", "flatten the structure")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

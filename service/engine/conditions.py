@@ -27,6 +27,9 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le, "eq": operator.eq,
 }
 COMPARE_KINDS = ("score", "duration", "relief", "count")
+# Deepest nesting of all / any / not in one condition. Parsing and evaluating recurse once per
+# level, so a hostile file must not reach Python's recursion limit; no clinical rule needs more.
+MAX_CONDITION_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -115,20 +118,25 @@ def parse_condition(
     raw: Any, loc: Loc, doc: YamlDocument, names: Names, errors: list[ConfigError]
 ) -> Node | None:
     """The node for ``raw``, or None after appending located errors."""
-    return _node(raw, loc, _Parse(doc, names, errors))
+    return _node(raw, loc, _Parse(doc, names, errors), 0)
 
 
-def _node(raw: Any, loc: Loc, p: _Parse) -> Node | None:
+def _node(raw: Any, loc: Loc, p: _Parse, depth: int) -> Node | None:
+    """``depth``: how many all / any / not groups ``raw`` is inside."""
     if isinstance(raw, str):
         return _name(raw, loc, p)
     if not isinstance(raw, dict) or not raw:
         p.fail(loc, "a condition is a name or a mapping such as {all: [...]}")
         return None
     keys = set(raw)
+    if keys & {"all", "any", "not"} and depth == MAX_CONDITION_DEPTH:
+        p.fail(loc, f"condition nested more than {MAX_CONDITION_DEPTH} levels deep",
+               "simplify it: `{not: {not: X}}` is X, and an `all` inside an `all` joins its list")
+        return None
     if keys in ({"all"}, {"any"}):
-        return _group(next(iter(keys)), raw, loc, p)
+        return _group(next(iter(keys)), raw, loc, p, depth + 1)
     if keys == {"not"}:
-        child = _node(raw["not"], (*loc, "not"), p)
+        child = _node(raw["not"], (*loc, "not"), p, depth + 1)
         return None if child is None else Not(child)
     if keys == {"hook"}:
         return _hook(raw["hook"], loc, p)
@@ -145,12 +153,12 @@ def _name(raw: str, loc: Loc, p: _Parse) -> Node | None:
     return None
 
 
-def _group(key: str, raw: dict[str, Any], loc: Loc, p: _Parse) -> Node | None:
+def _group(key: str, raw: dict[str, Any], loc: Loc, p: _Parse, depth: int) -> Node | None:
     items = raw[key]
     if not isinstance(items, list) or not items:
         p.fail((*loc, key), f"`{key}` takes a non-empty list")
         return None
-    children = [_node(c, (*loc, key, i), p) for i, c in enumerate(items)]
+    children = [_node(c, (*loc, key, i), p, depth) for i, c in enumerate(items)]
     if any(c is None for c in children):
         return None
     return (AllOf if key == "all" else AnyOf)(tuple(children))  # type: ignore[arg-type]
