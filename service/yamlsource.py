@@ -278,6 +278,11 @@ def pydantic_errors(
             message = f"unknown key `{loc[-1]}`"
         elif err["type"] == "missing":
             message = f"missing required key `{loc[-1]}`"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), int | float):
+            value = err["input"]
+            found = str(value).lower() if isinstance(value, bool) else f"the number {value:g}"
+            message = f"expected text, found {found}"
+            hint = "quote it: YAML reads an unquoted number or true/false as one"
         else:
             message = err["msg"]
         errors.append(doc.error(base + loc, message, hint))

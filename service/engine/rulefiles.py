@@ -58,6 +58,9 @@ class RuleFiles:
     # False when some file could not be parsed: a name it may define is then unknown, so a
     # reference to a missing name says nothing and is not reported.
     complete: bool = True
+    # False when the main file could not be parsed or a header key of it did not validate:
+    # every other file names what the header defines (parameters, override reasons).
+    header_complete: bool = True
     digest: str = ""
 
     def rule_ids(self) -> set[str]:
@@ -102,25 +105,40 @@ def read_rule_files(rules_dir: Path) -> RuleFiles:
             continue
         out.files.append(str(path))
         _gather(out, doc)
+    # The main file is the one setting `ruleset`: with a file unparsed and none setting it,
+    # the unparsed one may be the main file.
+    if not out.complete and "ruleset" not in out.header:
+        out.header_complete = False
     out.digest = content_digest(contents)
     return out
 
 
-def _top_level(doc: YamlDocument) -> tuple[m.RuleFile | None, list[ConfigError]]:
-    """The file's top level; with unknown keys (reported) the rest is still used, so one typo
-    does not hide the file's definitions and cascade into "unknown ..." errors elsewhere."""
-    top, errors = validate(doc, m.RuleFile, doc.data, ())
-    if top is None and isinstance(doc.data, dict):
-        known = {k: v for k, v in doc.data.items() if k in m.RuleFile.model_fields}
-        top, _ = validate(doc, m.RuleFile, known, ())
-    return top, errors
+def _top_level(doc: YamlDocument) -> tuple[m.RuleFile | None, list[ConfigError], set[str]]:
+    """The file's top level, its errors, and the keys of it written wrongly (reported). Each
+    key is checked on its own and the rest still used, so one typo or one wrong value does not
+    hide the file's other definitions and cascade into "unknown ..." errors elsewhere."""
+    if not isinstance(doc.data, dict):
+        top, errors = validate(doc, m.RuleFile, doc.data, ())
+        return top, errors, set()
+    errors: list[ConfigError] = []
+    wrong: set[str] = set()
+    for key, value in doc.data.items():
+        problems = validate(doc, m.RuleFile, {key: value}, ())[1]
+        errors += problems
+        wrong |= {key} if problems else set()
+    top, _ = validate(doc, m.RuleFile, {k: v for k, v in doc.data.items() if k not in wrong}, ())
+    return top, errors, wrong & set(m.RuleFile.model_fields)
 
 
 def _gather(out: RuleFiles, doc: YamlDocument) -> None:
     if doc.data is None:
         return
-    top, errors = _top_level(doc)
+    top, errors, wrong = _top_level(doc)
     out.errors.extend(errors)
+    if wrong & set(m.HEADER_KEYS):
+        out.header_complete = False
+    if wrong - set(m.HEADER_KEYS):
+        out.complete = False  # a section written wrongly: the names it defines are unknown
     if top is None:
         return
     for key in m.HEADER_KEYS:

@@ -56,8 +56,13 @@ def load_ruleset(rules_dir: Path | str,
         errors.extend(problems)
         return value
 
+    params, param_errors = compile_parameters(files)
+    if not files.header_complete or param_errors:
+        # Every section names the header's parameters and override reasons: until the main
+        # file and each parameter read, a check elsewhere cannot tell a mistake from a
+        # consequence of this one.
+        raise ConfigFileError([*files.errors, *param_errors])
     header = take(compile_header(files))
-    params = take(compile_parameters(files))
     names = names_for_conditions(files, params)
     valuesets, displays = take(compile_valuesets(files))
     orders = take(compile_orders(files, params, names.uses))

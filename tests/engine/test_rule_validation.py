@@ -101,6 +101,38 @@ def test_a_file_that_does_not_parse_gives_its_syntax_error_and_no_cascade(rules_
     assert errors[0].line == path.read_text().splitlines().index("      precedence: 20") + 1
 
 
+# (what the main file had, a mistake there, the valid neighbour of the mistake)
+MAIN_FILE_MISTAKES = {
+    "indentation": ("  imaging_wait:", "   imaging_wait:", "  imaging_wait:   # R4, R5, R9"),
+    "duplicate-key": ("version: 2026.11.0", "version: 2026.11.0\nversion: 2026.11.1",
+                      "version: 2026.11.1"),
+    "wrong-type": ("version: 2026.11.0", "version: 1.0e3", 'version: "1.0e3"'),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MAIN_FILE_MISTAKES))
+def test_a_mistake_in_the_main_file_gives_its_one_error_and_no_cascade(rules_copy, mistake):
+    old, bad, _ = MAIN_FILE_MISTAKES[mistake]
+    main = rules_copy / "ruleset.yaml"
+    edit(main, old, bad)
+    [error] = _errors(rules_copy)
+    assert error.file == str(main) and error.line > 1
+
+
+@pytest.mark.parametrize("mistake", sorted(MAIN_FILE_MISTAKES))
+def test_the_valid_neighbour_of_a_main_file_mistake_loads(rules_copy, mistake):
+    old, _, good = MAIN_FILE_MISTAKES[mistake]
+    edit(rules_copy / "ruleset.yaml", old, good)
+    assert load_ruleset(rules_copy).name == "spine-hip"
+
+
+def test_a_version_written_as_a_number_is_one_error_naming_the_field(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "version: 2026.11.0", "version: 1.0e3")
+    [error] = _errors(rules_copy)
+    assert (error.key, error.line) == ("version", 4)
+    assert "found the number 1000" in error.message and "quote" in error.hint
+
+
 def test_with_every_file_parsed_an_unknown_rule_is_still_reported(rules_copy):
     edit(rules_copy / "rules" / "r01-cauda-equina.yaml", "progressive-neuro-deficit]",
          "progresive-neuro-deficit]")
