@@ -13,13 +13,14 @@ Grammar, each node one of::
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.engine.hooks import HOOKS
-from service.engine.model import parse_duration
+from service.engine.model import positive_duration
 from service.engine.parameters import Parameter, Use, resolve
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 
@@ -215,11 +216,26 @@ def _threshold(kind: str, name: str, op: str, raw: Any, loc: Loc, p: _Parse) -> 
         p.fail(loc, f"parameter `{param}` does not fit here: a {kind} threshold is {wanted}")
         return None
     try:
-        value = parse_duration(value) if kind == "duration" else float(value)
+        value = positive_duration(value) if kind == "duration" else _number(kind, value)
     except (TypeError, ValueError) as exc:
-        p.fail(loc, f"bad threshold {value!r}: {exc}")
+        shown = f"parameter `{param}` ({p.names.parameters[param]})" if param else repr(value)
+        p.fail(loc, f"bad threshold {shown}: {exc}")
         return None
     return Compare(kind, name, op, value, param)
+
+
+# What a number threshold is compared with, and so the values it can meaningfully take.
+NUMBER_RANGES = {"relief": (0.0, 100.0, "a percent relief is from 0 to 100"),
+                 "count": (0.0, math.inf, "a count of records is 0 or more"),
+                 "score": (-math.inf, math.inf, "a score threshold is a finite number")}
+
+
+def _number(kind: str, raw: Any) -> float:
+    value = float(raw)
+    low, high, meaning = NUMBER_RANGES[kind]
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(meaning)
+    return value
 
 
 def named_references(node: Node) -> set[str]:

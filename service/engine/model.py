@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from service.engine.hooks import HOOKS
 
@@ -26,6 +26,11 @@ _UNITS = {"y": timedelta(days=365), "w": timedelta(weeks=1), "d": timedelta(days
           "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 
 
+# Longer than any clinical window; bounds a slip such as `99999999999999999999d`.
+MAX_DURATION_YEARS = 100
+_LONGEST = MAX_DURATION_YEARS * _UNITS["y"]
+
+
 def parse_duration(raw: Any) -> timedelta:
     """``14d``, ``6h``, ``15m``, ``-7d``: the only spellings, so ``14`` alone is an error."""
     if isinstance(raw, timedelta):
@@ -33,11 +38,22 @@ def parse_duration(raw: Any) -> timedelta:
     match = _DURATION.fullmatch(str(raw).strip()) if isinstance(raw, str) else None
     if match is None:
         raise ValueError("a duration is a number and a unit, e.g. `14d`, `6h`, `15m`, `1y`")
-    sign = -1 if match[1] == "-" else 1
-    return sign * int(match[2]) * _UNITS[match[3]]
+    amount, unit = int(match[2]), _UNITS[match[3]]
+    if amount * unit.total_seconds() > _LONGEST.total_seconds():  # before timedelta overflows
+        raise ValueError(f"a duration is at most {MAX_DURATION_YEARS} years")
+    return (-1 if match[1] == "-" else 1) * amount * unit
+
+
+def positive_duration(raw: Any) -> timedelta:
+    """A window or a wait: one of zero or less would match nothing, or everything."""
+    value = parse_duration(raw)
+    if value <= timedelta(0):
+        raise ValueError("a window or wait must be longer than zero")
+    return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(positive_duration)]
 
 
 class Strict(BaseModel):
@@ -80,7 +96,7 @@ class Finding(Strict):
     title: str
     valueset: str
     resources: list[ResourceType] = Field(min_length=1)
-    within: Duration | None = None
+    within: PositiveDuration | None = None
     statuses: Literal["routine", "red-flag"] = "routine"
     history: bool = False
     presence: Literal["present", "absent"] = "present"
@@ -119,10 +135,17 @@ class PercentRelief(Strict):
     procedure: str
     pain_score: str
     reported: str | None = None
-    before: Duration
+    before: PositiveDuration
     after_min: Duration
-    after_max: Duration
-    min_before_score: float
+    after_max: PositiveDuration
+    min_before_score: float = Field(ge=0, le=10)  # on the 0-10 pain scale
+
+    @model_validator(mode="after")
+    def _after_window(self) -> PercentRelief:
+        if not timedelta(0) <= self.after_min < self.after_max:
+            raise ValueError("the scores after the procedure are taken from `after_min` (zero "
+                             "or more) to `after_max`, which must be later")
+        return self
 
 
 DERIVED_KINDS: dict[str, type[Strict]] = {

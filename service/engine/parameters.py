@@ -9,6 +9,7 @@ window reused as the hip window) is an error, since changing it would move both.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from service.engine.model import parse_duration
+from service.engine.model import positive_duration
 from service.yamlsource import ConfigError, Loc, YamlDocument, did_you_mean
 
 _UNIT_WORDS = {"y": "year", "w": "week", "d": "day", "h": "hour", "m": "minute"}
@@ -62,8 +63,10 @@ def parameter(name: str, title: str, raw: Any) -> Parameter:
     if isinstance(raw, bool):
         raise ValueError("a parameter is a duration such as `6w` or a number")
     if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise ValueError("a number parameter must be finite")
         return Parameter(name, title, float(raw), float(raw), "")
-    value = parse_duration(raw)  # raises ValueError with the accepted spellings
+    value = positive_duration(raw)  # raises ValueError with the accepted spellings
     amount, unit = re.fullmatch(r"\s*([+-]?\d+)\s*([ywdhm])\s*", str(raw)).groups()  # type: ignore[union-attr]
     return Parameter(name, title, value, float(amount), _UNIT_WORDS[unit])
 

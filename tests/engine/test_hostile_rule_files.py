@@ -81,3 +81,16 @@ def test_a_condition_nested_too_deep_is_one_located_error(rules_copy, wrappers):
     [error] = _errors(rules_copy)
     assert (error.file, error.line) == (str(path), _line(path, "    when: {not:"))
     assert "levels deep" in error.message
+
+
+def test_a_duration_past_a_hundred_years_is_one_located_error(rules_copy):
+    main = rules_copy / "ruleset.yaml"
+    edit(main, "    value: 6w", "    value: 99999999999999999999d")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line) == (str(main), _line(main, "99999999999999999999d"))
+    assert "at most 100 years" in error.message
+
+
+def test_a_duration_of_a_hundred_years_loads(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "    value: 6w", "    value: 100y")
+    assert load_ruleset(rules_copy).parameters["imaging_wait"].amount == 100

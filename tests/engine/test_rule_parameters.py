@@ -253,3 +253,48 @@ def test_the_borderline_relief_band_on_the_r9_card_is_the_one_in_force(rules_cop
     edit(rules_copy / "ruleset.yaml", "    value: 60\n", "    value: 65\n")
     card_text = _borderline_card(load_ruleset(rules_copy))
     assert "between 35% and 65% are borderline" in card_text and "40%" not in card_text
+
+
+# (file, what it had, a value that makes no sense there, its valid neighbour, the error says)
+NONSENSE = {
+    "negative-wait": ("ruleset.yaml", "    value: 6w", "    value: -6w", "    value: 1w",
+                      "longer than zero"),
+    "zero-window": ("ruleset.yaml", "    value: 14d", "    value: 0d", "    value: 1d",
+                    "longer than zero"),
+    "not-a-number": ("ruleset.yaml", "    value: 50", "    value: .nan", "    value: 0",
+                     "finite"),
+    "negative-finding-window": ("findings.yaml", "within: neuro_window", "within: -14d",
+                                "within: 14d", "longer than zero"),
+    "negative-threshold": ("rules/r05-spine-pattern-mri.yaml", "ge: imaging_wait}", "ge: -42d}",
+                           "ge: 42d}", "longer than zero"),
+    "relief-over-100": ("rules/r08-injection-confirms-hip.yaml", "gt: relief_threshold}",
+                        "gt: 150}", "gt: 100}", "from 0 to 100"),
+    "pain-score-over-10": ("ruleset.yaml", "    value: 4\n", "    value: 11\n", "    value: 10\n",
+                           "less than or equal to 10"),
+    "window-after-ends-first": ("ruleset.yaml", "    value: 6h", "    value: 10m", "    value: 16m",
+                                "must be later"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NONSENSE))
+def test_a_value_that_makes_no_sense_for_its_kind_is_one_located_error(rules_copy, case):
+    relative, old, bad, _, says = NONSENSE[case]
+    edit(rules_copy / relative, old, bad)
+    [error] = _errors(rules_copy)
+    assert says in error.message
+    assert error.line > 1
+
+
+@pytest.mark.parametrize("case", sorted(NONSENSE))
+def test_the_valid_neighbour_of_a_nonsense_value_loads(rules_copy, case):
+    relative, old, _, good, _ = NONSENSE[case]
+    edit(rules_copy / relative, old, good)
+    assert load_ruleset(rules_copy).name == "spine-hip"
+
+
+def test_a_relief_parameter_out_of_range_is_named_at_each_threshold(rules_copy):
+    edit(rules_copy / "ruleset.yaml", "    value: 50", "    value: 150")
+    errors = _errors(rules_copy)
+    assert {e.file.rsplit("/", 1)[1] for e in errors} == {"r08-injection-confirms-hip.yaml",
+                                                          "r09-injection-points-to-spine.yaml"}
+    assert all("parameter `relief_threshold` (150)" in e.message for e in errors)
