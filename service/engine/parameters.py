@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,6 +99,19 @@ def render_text(text: str, params: Mapping[str, Parameter]) -> str:
             conv = f"!{conversion}" if conversion else ""
             out.append("{" + field + conv + (f":{spec}" if spec else "") + "}")
     return "".join(out)
+
+
+def placeholder_errors(text: str, known: Collection[str], doc: YamlDocument, loc: Loc
+                       ) -> list[ConfigError]:
+    """An error for each placeholder of ``text`` that names nothing ``known``, hinting the
+    closest name (else every name), or one for a malformed template."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        return [doc.error(loc, f"bad template: {exc}", "write literal braces as {{ and }}")]
+    return [doc.error(loc, f"unknown placeholder `{{{f}}}`",
+                      did_you_mean(f, known) or f"known: {', '.join(sorted(known))}")
+            for f in fields if f not in known]
 
 
 def template_uses(text: str, params: Mapping[str, Parameter], doc: YamlDocument, loc: Loc

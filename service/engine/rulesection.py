@@ -6,6 +6,7 @@ admin sees every problem of every rule at once.
 
 from __future__ import annotations
 
+import contextlib
 import string
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from service.engine import model as m
 from service.engine.compiled import CompiledRule, CompiledSuggestion
 from service.engine.conditions import Names, parse_condition
-from service.engine.parameters import render_text, template_uses
+from service.engine.parameters import placeholder_errors, render_text, template_uses
 from service.engine.rulefiles import Entry, RuleFiles, validate
 from service.engine.sections import Errors, Refs
 from service.yamlsource import ConfigError, did_you_mean
@@ -33,6 +34,7 @@ class RuleContext:
     refs: Refs
     template_names: Collection[str]
     override_reasons: Mapping[str, str]
+    snooze_reasons: Collection[str]  # the codes that silence a rule (the service's settings)
 
 
 def compile_rules(files: RuleFiles, ctx: RuleContext
@@ -50,7 +52,7 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
         when = parse_condition(rule.when, (*entry.loc, "when"), entry.doc, ctx.names, rule_errors)
         suggestions = _suggestions(entry, rule, ctx, rule_errors)
         rule_errors += _references(entry, rule, ctx)
-        rule_errors += _template_errors(entry, rule, ctx.template_names)
+        rule_errors += _template_errors(entry, rule, {*ctx.template_names, *ctx.names.parameters})
         rule_errors += _case_errors(entry, rule, ctx.refs)
         errors += rule_errors
         cases += [(rule.id, case) for case in rule.tests]
@@ -75,16 +77,18 @@ def _with_parameters(entry: Entry, rule: m.Rule, names: Names, errors: Errors) -
         text = getattr(rule, key)
         if text is None:
             continue
-        names.uses.extend(template_uses(text, names.parameters, entry.doc, (*entry.loc, key)))
-        try:
-            rendered = render_text(text, names.parameters)
-            update[key] = rendered.format() if key in ("title", "description") else rendered
-        except (ValueError, KeyError, IndexError):
-            if key in ("title", "description"):
-                errors.append(entry.error((key,), f"a {key} may name parameters only",
-                                          f"known: {', '.join(sorted(names.parameters))}"))
-            # summary and detail: reported with the other template errors
+        loc = (*entry.loc, key)
+        names.uses.extend(template_uses(text, names.parameters, entry.doc, loc))
+        if key in ("summary", "detail"):  # other placeholders are filled per request
+            with contextlib.suppress(ValueError):  # malformed: reported with the template errors
+                update[key] = render_text(text, names.parameters)
+            continue
+        problems = placeholder_errors(text, names.parameters, entry.doc, loc)
+        errors += problems
+        if not problems:
+            update[key] = render_text(text, names.parameters).format()
     return rule.model_copy(update=update)
+
 
 
 def _suppression_targets(entries: list[tuple[Entry, m.Rule]]
@@ -164,31 +168,30 @@ def _references(entry: Entry, rule: m.Rule, ctx: RuleContext) -> Errors:
         if code not in ctx.override_reasons:
             errors.append(entry.error(("override_reasons", j), f"unknown override reason `{code}`",
                                       did_you_mean(code, ctx.override_reasons)))
+        elif rule.red_flag and code in ctx.snooze_reasons:
+            errors.append(entry.error(
+                ("override_reasons", j), f"snooze reason `{code}` on the red-flag rule "
+                f"`{rule.id}`: a red flag is never silenced, so the card would promise a "
+                "snooze that is not applied", "offer a reason that does not snooze"))
     return errors
 
 
 def _template_errors(entry: Entry, rule: m.Rule, names: Collection[str]) -> Errors:
+    """Placeholders left after the parameters were filled in must be per-request names; the
+    hint for a misspelt one still offers the parameters, as the admin wrote either."""
     errors: Errors = []
     for key in ("summary", "detail"):
         text = getattr(rule, key)
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        except ValueError as exc:
-            errors.append(entry.error((key,), f"bad template: {exc}",
-                                      "write literal braces as {{ and }}"))
-            continue
-        unknown = [f for f in fields if f not in names]
-        errors += [entry.error((key,), f"unknown placeholder `{{{f}}}`",
-                               did_you_mean(f, names) or f"known: {', '.join(sorted(names))}")
-                   for f in unknown]
-        if key == "summary":
-            errors += _summary_width(entry, text, fields, unknown)
+        problems = placeholder_errors(text, names, entry.doc, (*entry.loc, key))
+        errors += problems
+        if key == "summary" and not problems:
+            errors += _summary_width(entry, text)
     return errors
 
 
-def _summary_width(entry: Entry, text: str, fields: list[str], unknown: list[str]) -> Errors:
-    filler = dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)
-    width = len(text) if unknown else len(string.Formatter().format(text, **filler))
+def _summary_width(entry: Entry, text: str) -> Errors:
+    fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    width = len(string.Formatter().format(text, **dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)))
     if width <= m.SUMMARY_LIMIT:
         return []
     return [entry.error(("summary",), f"summary is {width} characters; the limit is {m.SUMMARY_LIMIT}",

@@ -77,7 +77,7 @@ def load_ruleset(rules_dir: Path | str,
     reasons = take(compile_override_reasons(files, snooze_days))
     template_names = {*names.scores, *names.durations, *names.reliefs, *TEMPLATE_EXTRA_NAMES}
     rules, cases = take(compile_rules(files, RuleContext(names, Refs(files), template_names,
-                                                         reasons)))
+                                                         reasons, frozenset(snooze_days))))
     if files.complete and "parameters" in files.header:
         entry = files.header["parameters"]
         defined = {n: (entry.doc, (*entry.loc, n)) for n in params}

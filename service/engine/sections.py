@@ -27,6 +27,7 @@ from service.engine.parameters import (
     Parameter,
     Use,
     parameter,
+    placeholder_errors,
     render_text,
     resolve,
     template_uses,
@@ -213,12 +214,10 @@ def _order_note(entry: Entry, order: m.Order, params: Mapping[str, Parameter], u
     if order.note is None:
         return order, []
     uses.extend(template_uses(order.note, params, entry.doc, (*entry.loc, "note")))
-    try:
-        note = render_text(order.note, params).format()
-    except (ValueError, KeyError, IndexError):
-        return order, [entry.error(("note",), "a note may name parameters only",
-                                   f"known: {', '.join(sorted(params))}")]
-    return order.model_copy(update={"note": note}), []
+    problems = placeholder_errors(order.note, params, entry.doc, (*entry.loc, "note"))
+    if problems:
+        return order, problems
+    return order.model_copy(update={"note": render_text(order.note, params).format()}), []
 
 
 def compile_orders(files: RuleFiles, params: Mapping[str, Parameter], uses: list[Use]
@@ -258,11 +257,9 @@ def _finding_with_parameters(entry: Entry, params: Mapping[str, Parameter], uses
                                        "finding", entry.doc, (*entry.loc, "within"))
         errors += [error] if error else []
     if isinstance(raw.get("title"), str):
-        try:
-            raw["title"] = render_text(raw["title"], params).format()
-        except (ValueError, KeyError, IndexError):
-            errors.append(entry.error(("title",), "a title may name parameters only",
-                                      f"known: {', '.join(sorted(params))}"))
+        problems = placeholder_errors(raw["title"], params, entry.doc, (*entry.loc, "title"))
+        errors += problems
+        raw["title"] = raw["title"] if problems else render_text(raw["title"], params).format()
     return raw, errors
 
 

@@ -187,3 +187,50 @@ def test_a_case_given_a_new_unused_id_is_known_by_it(rules_copy):
     edit(rules_copy / "rules" / R03, "      - id: fever-day-5\n", "      - id: fever-five-days-ago\n")
     ids = [spec.id for _, spec in load_ruleset(rules_copy).cases]
     assert "fever-five-days-ago" in ids and "fever-day-5" not in ids
+
+
+CES_REASONS = "override_reasons: [red-flag-excluded, already-ordered, data-outdated]"
+
+
+def test_a_snooze_reason_on_a_red_flag_rule_is_rejected_naming_it(rules_copy):
+    path = rules_copy / "rules" / R01
+    edit(path, CES_REASONS, CES_REASONS.replace("]", ", snooze-30d]"))
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line) == (str(path), _line(path, "    " + CES_REASONS.replace(
+        "]", ", snooze-30d]")))
+    assert error.key == "rules[0].override_reasons[3]"
+    assert "`snooze-30d`" in error.message and "never silenced" in error.message
+
+
+def test_a_red_flag_rule_may_offer_a_reason_that_does_not_snooze(rules_copy):
+    edit(rules_copy / "rules" / R01, CES_REASONS, CES_REASONS.replace("]", ", patient-declined]"))
+    [rule] = [r for r in load_ruleset(rules_copy).rules if r.id == "cauda-equina"]
+    assert "patient-declined" in rule.spec.override_reasons
+
+
+R05 = "r05-spine-pattern-mri.yaml"
+
+
+@pytest.mark.parametrize("key", ["summary", "description"])
+def test_a_misspelt_parameter_placeholder_is_named_with_a_did_you_mean(rules_copy, key):
+    path = rules_copy / "rules" / R05
+    text = path.read_text()
+    start = text.index(f"    {key}:")
+    path.write_text(text[:start] + text[start:].replace("{imaging_wait}", "{imaging_wiat}", 1))
+    [error] = _errors(rules_copy)
+    assert (error.file, error.key) == (str(path), f"rules[0].{key}")
+    assert "`{imaging_wiat}`" in error.message
+    assert error.hint == "did you mean `imaging_wait`?"
+
+
+def test_a_placeholder_far_from_every_name_lists_the_parameters_too(rules_copy):
+    edit(rules_copy / "rules" / R05, "{imaging_wait}", "{zzz}")
+    [error] = _errors(rules_copy)
+    assert "`{zzz}`" in error.message
+    assert "imaging_wait" in error.hint and "record_window" in error.hint
+
+
+def test_a_correctly_spelt_parameter_placeholder_is_filled_in(rules_copy):
+    [rule] = [r for r in load_ruleset(rules_copy).rules if r.id == "spine-pattern-mri"]
+    assert "{imaging_wait}" not in rule.spec.summary + (rule.spec.description or "")
+    assert "6 weeks" in rule.spec.summary
