@@ -17,9 +17,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import MaxDepthExceededError
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
 
 Loc = tuple[str | int, ...]
 
@@ -126,8 +127,20 @@ class _PlainDataConstructor(RoundTripConstructor):
 _PlainDataConstructor.add_constructor(None, _PlainDataConstructor.construct_unknown)
 
 
+class _NoAliasComposer(Composer):
+    """An alias is a syntax error at the alias: read as plain data, each one is a copy, so a
+    few lines of aliases of aliases would expand to millions of nodes (the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            raise ComposerError(None, None, "an alias (`*name`) is not allowed: write the value out",
+                                self.parser.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
 def _reader() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Composer = _NoAliasComposer
     yaml.Constructor = _PlainDataConstructor
     yaml.allow_duplicate_keys = False
     yaml.max_depth = MAX_YAML_DEPTH

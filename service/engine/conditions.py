@@ -247,3 +247,15 @@ def named_references(node: Node) -> set[str]:
     if isinstance(node, Not):
         return named_references(node.child)
     return set()
+
+
+def nesting_depth(node: Node, named: Mapping[str, int]) -> int:
+    """Levels of all / any / not and named-condition references on the deepest path through
+    ``node``, a referenced condition adding its own (``named``): evaluation recurses through both."""
+    if isinstance(node, Ref):
+        return 1 + named.get(node.name, 0) if node.kind == "condition" else 0
+    if isinstance(node, AllOf | AnyOf):
+        return 1 + max(nesting_depth(c, named) for c in node.children)
+    if isinstance(node, Not):
+        return 1 + nesting_depth(node.child, named)
+    return 0

@@ -23,6 +23,7 @@ HOSTILE = {
                    "!!python/object/apply:os.system"),
     "deep-condition": (R13, R13_PAIN, "        - " + "{not: " * 300 + "back_or_hip_pain"
                        + "}" * 300 + "\n", "levels deep"),
+    "yaml-alias": (R13, R13_PAIN, "        - &pain back_or_hip_pain\n        - *pain\n", "alias"),
     "endless-duration": (Path("ruleset.yaml"), "    value: 6w", "    value: 99999999999999999999d",
                          "at most 100 years"),
 }

@@ -94,3 +94,63 @@ def test_a_duration_past_a_hundred_years_is_one_located_error(rules_copy):
 def test_a_duration_of_a_hundred_years_loads(rules_copy):
     edit(rules_copy / "ruleset.yaml", "    value: 6w", "    value: 100y")
     assert load_ruleset(rules_copy).parameters["imaging_wait"].amount == 100
+
+
+def _alias_file(rules_dir: Path, levels: int) -> Path:
+    """``levels`` of anchors, each listing the one before it ten times: read as plain data, the
+    last holds 10 ** levels strings (the "billion laughs")."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    path = rules_dir / "rules" / "r99-aliases.yaml"
+    path.write_text("\n".join([*lines, "rules: []"]) + "\n")
+    return path
+
+
+@pytest.mark.timeout(30)
+def test_a_yaml_alias_is_a_located_error_before_it_is_expanded(rules_copy):
+    path = _alias_file(rules_copy, 9)  # a thousand million strings, were it expanded
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line, error.column) == (str(path), 2, 10)
+    assert "alias" in error.message
+
+
+def test_an_anchor_that_no_alias_repeats_loads(rules_copy):
+    edit(rules_copy / R13, "    title: ", "    title: &r13_title ")
+    assert "documentation-gap" in {r.id for r in load_ruleset(rules_copy).rules}
+
+
+def _chain(rules_dir: Path, links: int) -> Path:
+    """R13 also needs ``chain_0``, a named condition reaching ``spine_dominant`` through
+    ``links`` more named conditions, each two levels of ``not`` around the next."""
+    lines = ["conditions:"]
+    lines += [f"  chain_{i}: {{not: {{not: chain_{i + 1}}}}}" for i in range(links)]
+    lines.append(f"  chain_{links}: spine_dominant")
+    path = rules_dir / "rules" / "r99-chain.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    edit(rules_dir / R13, "        - back_or_hip_pain\n",
+         "        - back_or_hip_pain\n        - {not: chain_0}\n")
+    return path
+
+
+@pytest.mark.parametrize("links", [MAX_CONDITION_DEPTH, 400, sys.getrecursionlimit()])
+def test_named_conditions_nesting_too_deep_together_are_one_located_error(rules_copy, links):
+    """Each condition is shallow, but evaluation recurses through the names: the chain is
+    measured whole and refused at the first condition past the limit, not at every hook call."""
+    path = _chain(rules_copy, links)
+    [error] = _errors(rules_copy)
+    assert error.file == str(path)
+    assert "levels deep" in error.message and "named conditions" in error.message
+
+
+def test_named_conditions_within_the_limit_together_load_and_evaluate(rules_copy):
+    from datetime import UTC, datetime
+
+    from service.engine import evaluate
+    from service.fixtures import bundle_resources, load_bundle
+
+    _chain(rules_copy, MAX_CONDITION_DEPTH // 3 - 1)  # 3 levels a link: just under the limit
+    ruleset = load_ruleset(rules_copy)
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    bundle = load_bundle(Path("fixtures") / "patients" / "s01-sciatica-8-weeks.json", now)
+    ev = evaluate(ruleset, bundle_resources(bundle), now=now, hook="patient-view")
+    assert "spine-pattern-mri" in ev.rule_ids
