@@ -238,24 +238,28 @@ def _number(kind: str, raw: Any) -> float:
     return value
 
 
-def named_references(node: Node) -> set[str]:
-    """Names of the named conditions ``node`` uses directly or below (for cycle checks)."""
+def references(node: Node) -> set[tuple[str, str]]:
+    """The named conditions and scores ``node`` uses, as ("condition" | "score", name): what
+    evaluating it evaluates in turn."""
     if isinstance(node, Ref):
-        return {node.name} if node.kind == "condition" else set()
+        return {("condition", node.name)} if node.kind == "condition" else set()
+    if isinstance(node, Compare):
+        return {("score", node.name)} if node.kind == "score" else set()
     if isinstance(node, AllOf | AnyOf):
-        return set().union(*(named_references(c) for c in node.children))
+        return set().union(*(references(c) for c in node.children))
     if isinstance(node, Not):
-        return named_references(node.child)
+        return references(node.child)
     return set()
 
 
-def nesting_depth(node: Node, named: Mapping[str, int]) -> int:
-    """Levels of all / any / not and named-condition references on the deepest path through
-    ``node``, a referenced condition adding its own (``named``): evaluation recurses through both."""
-    if isinstance(node, Ref):
-        return 1 + named.get(node.name, 0) if node.kind == "condition" else 0
+def nesting_depth(node: Node, used: Mapping[tuple[str, str], int]) -> int:
+    """Levels of all / any / not on the deepest path through ``node``, each named condition or
+    score it uses adding a level and its own depth (``used``): evaluation recurses through all."""
+    if isinstance(node, Ref | Compare):
+        key = ("condition" if isinstance(node, Ref) else node.kind, node.name)
+        return 1 + used[key] if key in used else 0
     if isinstance(node, AllOf | AnyOf):
-        return 1 + max(nesting_depth(c, named) for c in node.children)
+        return 1 + max(nesting_depth(c, used) for c in node.children)
     if isinstance(node, Not):
-        return 1 + nesting_depth(node.child, named)
+        return 1 + nesting_depth(node.child, used)
     return 0

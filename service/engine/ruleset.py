@@ -16,6 +16,7 @@ from service.engine import model as m
 from service.engine.compiled import CodeKey, CompiledFinding, CompiledRule, RuleSet, ScoreDef
 from service.engine.parameters import usage_errors
 from service.engine.reasons import compile_override_reasons
+from service.engine.references import reference_errors
 from service.engine.rulefiles import read_rule_files
 from service.engine.rulesection import TEMPLATE_EXTRA_NAMES, RuleContext, compile_rules
 from service.engine.sections import (
@@ -72,6 +73,7 @@ def load_ruleset(rules_dir: Path | str,
     errors += check_namespace(files)
     conditions = take(compile_conditions(files, names))
     scores = take(compile_scores(files, names))
+    errors += reference_errors(files, conditions, scores)
     laterality = take(compile_laterality(files, valuesets))
     pama_finding = take(compile_pama(files, findings))
     reasons = take(compile_override_reasons(files, snooze_days))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from graphlib import TopologicalSorter
 from typing import Any
 
 from service.engine import model as m
@@ -23,14 +22,7 @@ from service.engine.codes import (
     resolve_system,
 )
 from service.engine.compiled import CodeKey, CompiledFinding, ScoreDef
-from service.engine.conditions import (
-    MAX_CONDITION_DEPTH,
-    Names,
-    Node,
-    named_references,
-    nesting_depth,
-    parse_condition,
-)
+from service.engine.conditions import Names, Node, parse_condition
 from service.engine.parameters import (
     Parameter,
     Use,
@@ -386,47 +378,15 @@ def check_namespace(files: RuleFiles) -> Errors:
 
 
 def compile_conditions(files: RuleFiles, names: Names) -> tuple[dict[str, Node], Errors]:
-    """Named conditions parsed once; one that (indirectly) uses itself is an error."""
+    """Named conditions parsed once (how they use each other and the scores:
+    ``references.reference_errors``)."""
     errors: Errors = []
     out: dict[str, Node] = {}
     for name, entry in files.sections["conditions"].items():
         node = parse_condition(entry.value, entry.loc, entry.doc, names, errors)
         if node is not None:
             out[name] = node
-    cycles = [files.sections["conditions"][name].error((), f"condition `{name}` refers to itself")
-              for name, node in out.items() if _uses_itself(name, node, out)]
-    return out, errors + (cycles or _too_deep_together(files, out))
-
-
-def _too_deep_together(files: RuleFiles, conditions: Mapping[str, Node]) -> Errors:
-    """Each condition is held to MAX_CONDITION_DEPTH as written; evaluation also recurses through
-    the names it uses, so the whole chain is held to it too. Only the first condition past the
-    limit is named, not every one above it. Measured leaves first, so the check itself does
-    not recurse along the chain (no cycles: checked before)."""
-    graph = {name: named_references(node) & conditions.keys() for name, node in conditions.items()}
-    depth: dict[str, int] = {}
-    errors: Errors = []
-    for name in TopologicalSorter(graph).static_order():
-        depth[name] = nesting_depth(conditions[name], depth)
-        if depth[name] > MAX_CONDITION_DEPTH and all(depth[n] <= MAX_CONDITION_DEPTH for n in graph[name]):
-            errors.append(files.sections["conditions"][name].error((), (
-                f"condition `{name}` nests {depth[name]} levels deep with the named conditions it "
-                f"uses, more than {MAX_CONDITION_DEPTH}"),
-                "a named condition counts the levels of those it names; shorten the chain"))
-    return errors
-
-
-def _uses_itself(name: str, node: Node, conditions: Mapping[str, Node]) -> bool:
-    """A named condition reaching itself would recurse forever at request time."""
-    seen: set[str] = set()
-    frontier = named_references(node)
-    while frontier:
-        if name in frontier:
-            return True
-        seen |= frontier
-        frontier = set().union(*(named_references(conditions[n]) for n in frontier
-                                 if n in conditions)) - seen
-    return False
+    return out, errors
 
 
 def compile_scores(files: RuleFiles, names: Names) -> tuple[dict[str, ScoreDef], Errors]:

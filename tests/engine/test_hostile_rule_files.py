@@ -154,3 +154,62 @@ def test_named_conditions_within_the_limit_together_load_and_evaluate(rules_copy
     bundle = load_bundle(Path("fixtures") / "patients" / "s01-sciatica-8-weeks.json", now)
     ev = evaluate(ruleset, bundle_resources(bundle), now=now, hook="patient-view")
     assert "spine-pattern-mri" in ev.rule_ids
+
+
+FINDINGS = Path("findings.yaml")
+S6 = '      - {feature: "S6 neuropathic quality", weight: 1, when: neuropathic_quality}\n'
+
+
+def _spine_component(rules_dir: Path, when: str) -> Path:
+    """SpineScore with one more component, true when ``when`` holds."""
+    path = rules_dir / FINDINGS
+    edit(path, S6, S6 + f'      - {{feature: "S99 extra", weight: 1, when: {when}}}\n')
+    return path
+
+
+@pytest.mark.parametrize("when", ["{score: spine, ge: 1}", "spine_dominant",
+                                  "{not: {any: [mixed_pattern, below_knee]}}"])
+def test_a_score_that_uses_itself_is_one_located_error(rules_copy, when):
+    """Directly, or through the named conditions that compare it: every call would recurse
+    until Python stops it, and the red-flag cards would go with it."""
+    path = _spine_component(rules_copy, when)
+    errors = _errors(rules_copy)
+    assert [(e.file, e.line) for e in errors] == [(str(path), _line(path, "  spine:"))]
+    assert "uses itself" in errors[0].message and "spine" in errors[0].message
+
+
+def test_named_conditions_that_use_each_other_are_one_error_naming_both(rules_copy):
+    path = rules_copy / "rules" / "r99-loop.yaml"
+    path.write_text("conditions:\n  loop_a: {not: loop_b}\n  loop_b: {any: [below_knee, loop_a]}\n"
+                    "  loop_c: {all: [loop_c]}\n")
+    first, itself = _errors(rules_copy)
+    assert (first.file, first.line) == (str(path), 2)
+    assert first.message == "condition `loop_a` uses itself through condition `loop_b`"
+    assert (itself.line, itself.message) == (4, "condition `loop_c` uses itself")
+
+
+def test_a_score_using_another_score_loads_and_counts(rules_copy):
+    from datetime import UTC, datetime
+
+    from service.engine import evaluate
+    from service.fixtures import bundle_resources, load_bundle
+
+    _spine_component(rules_copy, "{score: hip, le: 2}")
+    ruleset = load_ruleset(rules_copy)
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    bundle = load_bundle(Path("fixtures") / "patients" / "s01-sciatica-8-weeks.json", now)
+    ev = evaluate(ruleset, bundle_resources(bundle), now=now, hook="patient-view")
+    assert any(p["feature"] == "S99 extra" for p in ev.trace["derived"]["spine"]["components"])
+
+
+def test_scores_and_conditions_nesting_too_deep_together_are_one_located_error(rules_copy):
+    """Each score's component compares the next score through a named condition."""
+    links = 400
+    lines = ["scores:"]
+    lines += [f"  deep_{i}:\n    title: deep {i}\n    components:\n"
+              f"      - {{feature: f, weight: 1, when: deep_c{i + 1}}}" for i in range(links)]
+    lines += ["conditions:"] + [f"  deep_c{i}: {{score: deep_{i}, ge: 1}}" for i in range(1, links)]
+    lines.append(f"  deep_c{links}: below_knee")
+    (rules_copy / "rules" / "r99-deep.yaml").write_text("\n".join(lines) + "\n")
+    errors = _errors(rules_copy)
+    assert len(errors) == 1 and "levels deep" in errors[0].message
