@@ -8,10 +8,19 @@ did-you-mean hint instead of a silently ignored line. Conditions (``when:``) are
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from service.engine.hooks import HOOKS
 
@@ -56,8 +65,45 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[timedelta, BeforeValidator(positive_duration)]
 
 
+def plain_text(text: str) -> str:
+    """Text a card, a log line and the audit record can all carry: a lone surrogate cannot be
+    written as UTF-8 and a control character (a tab or a line break aside) is no text; a YAML
+    escape such as ``"\\ud800"`` or ``"\\u0000"`` would put either in a file."""
+    for char in text:
+        if "\ud800" <= char <= "\udfff":
+            raise ValueError(f"holds a lone surrogate (U+{ord(char):04X}), which is not text")
+        if unicodedata.category(char) == "Cc" and char not in "\t\n\r":
+            raise ValueError(f"holds the control character U+{ord(char):04X}")
+    return text
+
+
+def _plain_texts(value: Any) -> Any:
+    """Every string of a field, in a list or a mapping (keys too) included, is plain text."""
+    if isinstance(value, dict):
+        texts = [*value.keys(), *value.values()]
+    else:
+        texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            plain_text(text)
+    return value
+
+
+def _non_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty: a card needs a summary (CDS Hooks requires one)")
+    return text
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN compares false with everything: a weight or a threshold of NaN would quietly switch
+    # a score component or a red-flag finding off.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return _plain_texts(value)
 
 
 class Include(Strict):
@@ -241,7 +287,7 @@ class Rule(Strict):
     suppresses: list[str] = []
     when: Any
     indicator: Literal["info", "warning", "critical"]
-    summary: str
+    summary: Annotated[str, AfterValidator(_non_blank)]
     detail: str
     suggest: list[Suggestion] = []
     selection: Literal["any", "at-most-one"] = "any"
@@ -272,6 +318,10 @@ class Pama(Strict):
 
 class ParameterSpec(Strict):
     """A named window or threshold: a duration with its unit (``6w``, ``14d``) or a number."""
+
+    # NaN or an infinity is refused by `parameters.py` with the parameter's meaning, not by
+    # the union of text and number here, which would report both alternatives.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
     title: str
     value: str | float

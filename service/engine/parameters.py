@@ -101,17 +101,36 @@ def render_text(text: str, params: Mapping[str, Parameter]) -> str:
     return "".join(out)
 
 
-def placeholder_errors(text: str, known: Collection[str], doc: YamlDocument, loc: Loc
-                       ) -> list[ConfigError]:
-    """An error for each placeholder of ``text`` that names nothing ``known``, hinting the
-    closest name (else every name), or one for a malformed template."""
+#: How a parameter may be written in text: ``{imaging_wait}`` "6 weeks", ``{imaging_wait:adj}`` "6-week".
+PARAMETER_FORMATS = ("", "adj")
+
+
+def placeholder_errors(text: str, params: Collection[str], doc: YamlDocument, loc: Loc,
+                       per_request: Collection[str] = ()) -> list[ConfigError]:
+    """An error for each placeholder of ``text`` no card could be made from, or one for a
+    malformed template. A placeholder names a parameter or, in a card's summary and detail, a
+    value worked out per call (``per_request``); a misspelt one gets the closest name, else
+    every name. A card value is written as it is: a format or conversion (``{spine:d}``,
+    ``{spine!r}``) would fail when the card is made, and a width (``{spine:>900000000}``)
+    would fill memory, so neither is allowed; a parameter takes ``:adj`` only."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
         return [doc.error(loc, f"bad template: {exc}", "write literal braces as {{ and }}")]
-    return [doc.error(loc, f"unknown placeholder `{{{f}}}`",
-                      did_you_mean(f, known) or f"known: {', '.join(sorted(known))}")
-            for f in fields if f not in known]
+    known = {*params, *per_request}
+    errors = []
+    for field, spec, conversion in fields:
+        written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if field not in known:
+            errors.append(doc.error(loc, f"unknown placeholder `{written}`",
+                                    did_you_mean(field, known) or f"known: {', '.join(sorted(known))}"))
+        elif field in params and (conversion or spec not in PARAMETER_FORMATS):
+            errors.append(doc.error(loc, f"placeholder `{written}`: a parameter is written "
+                                         f"`{{{field}}}` or `{{{field}:adj}}`"))
+        elif field not in params and (conversion or spec):
+            errors.append(doc.error(loc, f"placeholder `{written}`: a card value is written as "
+                                         f"it is, `{{{field}}}`, with no format or conversion"))
+    return errors
 
 
 def template_uses(text: str, params: Mapping[str, Parameter], doc: YamlDocument, loc: Loc

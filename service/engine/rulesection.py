@@ -6,7 +6,6 @@ admin sees every problem of every rule at once.
 
 from __future__ import annotations
 
-import contextlib
 import string
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
                   ) -> tuple[tuple[list[CompiledRule], list[Case]], Errors]:
     """Every valid rule compiled, in evaluation order, and its test cases."""
     entries, errors = _validated_rules(files)
-    entries = [(entry, _with_parameters(entry, rule, ctx.names, errors)) for entry, rule in entries]
+    entries = [(entry, _with_parameters(entry, rule, ctx, errors)) for entry, rule in entries]
     targets, tier_errors = _suppression_targets(entries)
     errors += tier_errors
     compiled: list[CompiledRule] = []
@@ -52,7 +51,6 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
         when = parse_condition(rule.when, (*entry.loc, "when"), entry.doc, ctx.names, rule_errors)
         suggestions = _suggestions(entry, rule, ctx, rule_errors)
         rule_errors += _references(entry, rule, ctx)
-        rule_errors += _template_errors(entry, rule, {*ctx.template_names, *ctx.names.parameters})
         rule_errors += _case_errors(entry, rule, ctx.refs)
         errors += rule_errors
         cases += [(rule.id, case) for case in rule.tests]
@@ -69,24 +67,28 @@ def compile_rules(files: RuleFiles, ctx: RuleContext
 TEXT_KEYS = ("title", "description", "summary", "detail")
 
 
-def _with_parameters(entry: Entry, rule: m.Rule, names: Names, errors: Errors) -> m.Rule:
+def _with_parameters(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Errors) -> m.Rule:
     """The rule with the parameters named in its texts filled in (``{imaging_wait}``), so a
-    card always states the value in force; a title or description may name nothing else."""
+    card always states the value in force. A summary and a detail may also name the values
+    worked out per call, left to be filled then; a title or description names nothing else."""
+    params = ctx.names.parameters
     update: dict[str, str] = {}
     for key in TEXT_KEYS:
         text = getattr(rule, key)
         if text is None:
             continue
         loc = (*entry.loc, key)
-        names.uses.extend(template_uses(text, names.parameters, entry.doc, loc))
-        if key in ("summary", "detail"):  # other placeholders are filled per request
-            with contextlib.suppress(ValueError):  # malformed: reported with the template errors
-                update[key] = render_text(text, names.parameters)
-            continue
-        problems = placeholder_errors(text, names.parameters, entry.doc, loc)
+        ctx.names.uses.extend(template_uses(text, params, entry.doc, loc))
+        per_request = ctx.template_names if key in ("summary", "detail") else ()
+        problems = placeholder_errors(text, params, entry.doc, loc, per_request)
         errors += problems
-        if not problems:
-            update[key] = render_text(text, names.parameters).format()
+        if problems:
+            continue
+        update[key] = render_text(text, params)
+        if not per_request:
+            update[key] = update[key].format()
+        elif key == "summary":
+            errors += _summary_width(entry, update[key])
     return rule.model_copy(update=update)
 
 
@@ -173,19 +175,6 @@ def _references(entry: Entry, rule: m.Rule, ctx: RuleContext) -> Errors:
                 ("override_reasons", j), f"snooze reason `{code}` on the red-flag rule "
                 f"`{rule.id}`: a red flag is never silenced, so the card would promise a "
                 "snooze that is not applied", "offer a reason that does not snooze"))
-    return errors
-
-
-def _template_errors(entry: Entry, rule: m.Rule, names: Collection[str]) -> Errors:
-    """Placeholders left after the parameters were filled in must be per-request names; the
-    hint for a misspelt one still offers the parameters, as the admin wrote either."""
-    errors: Errors = []
-    for key in ("summary", "detail"):
-        text = getattr(rule, key)
-        problems = placeholder_errors(text, names, entry.doc, (*entry.loc, key))
-        errors += problems
-        if key == "summary" and not problems:
-            errors += _summary_width(entry, text)
     return errors
 
 

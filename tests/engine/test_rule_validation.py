@@ -234,3 +234,72 @@ def test_a_correctly_spelt_parameter_placeholder_is_filled_in(rules_copy):
     [rule] = [r for r in load_ruleset(rules_copy).rules if r.id == "spine-pattern-mri"]
     assert "{imaging_wait}" not in rule.spec.summary + (rule.spec.description or "")
     assert "6 weeks" in rule.spec.summary
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("{spine:d}", "{spine:d}"),  # a format the value cannot take: every call would fail
+    ("{back_pain_duration:>900000000}", "{back_pain_duration:>900000000}"),  # a gigabyte card
+    ("{spine:{side}}", "{spine:{side}}"),
+    ("{spine!r}", "{spine!r}"),
+    ("{imaging_wait:adjj}", "{imaging_wait:adjj}"),
+    ("{imaging_wait!s}", "{imaging_wait!s}"),
+])
+def test_a_placeholder_format_or_conversion_is_refused_at_the_text(rules_copy, written, named):
+    """A card value is written as it is, a parameter as itself or `:adj`; anything else would
+    fail, or fill memory, when the card is made, not when the rules are checked."""
+    path = rules_copy / "rules" / R05
+    edit(path, "SpineScore {spine}", f"SpineScore {written}")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.key) == (str(path), "rules[0].detail")
+    assert f"`{named}`" in error.message
+
+
+@pytest.mark.parametrize("written", ["{spine}", "{imaging_wait}", "{imaging_wait:adj}", "{{spine}}"])
+def test_the_placeholders_a_card_may_use_load(rules_copy, written):
+    edit(rules_copy / "rules" / R05, "SpineScore {spine}", f"SpineScore {written}")
+    assert "spine-pattern-mri" in {r.id for r in load_ruleset(rules_copy).rules}
+
+
+@pytest.mark.parametrize(("summary", "problem"), [
+    ('""', "empty"), ('"   "', "empty"), (r'"\ud800 Possible cauda equina"', "surrogate"),
+    (r'"Possible\u0000 cauda equina"', "control character"),
+])
+def test_a_summary_a_card_cannot_carry_is_refused(rules_copy, summary, problem):
+    """CDS Hooks requires a summary; a lone surrogate cannot be written as UTF-8 (the audit
+    record and the response would fail on it) and a control character is no text."""
+    path = rules_copy / "rules" / R01
+    edit(path, '    summary: "Possible cauda equina syndrome: same-day emergency assessment and '
+               'emergency MRI lumbar spine."', f"    summary: {summary}")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.key) == (str(path), "rules[0].summary")
+    assert problem in error.message
+
+
+def test_a_detail_with_any_real_text_loads(rules_copy):
+    """Astral characters, a right-to-left mark, a backslash sequence in a literal block."""
+    path = rules_copy / "rules" / R01
+    edit(path, "    detail: |\n", "    detail: |\n      Zeichen \U0001d54f \u202e ok.\n")
+    assert "cauda-equina" in {r.id for r in load_ruleset(rules_copy).rules}
+    edit(path, "      Zeichen", '      Zeichen \\ud800')  # a literal block: not an escape
+    assert "cauda-equina" in {r.id for r in load_ruleset(rules_copy).rules}
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("    value: {le: 3}", "    value: {le: .nan}"),  # the grade 3/5 red flag would never match
+    ("    value: {le: 3}", "    value: {le: -.inf}"),
+    ('{feature: "S6 neuropathic quality", weight: 1,', '{feature: "S6 neuropathic quality", weight: .nan,'),
+])
+def test_nan_or_an_infinity_in_a_finding_or_a_score_is_refused(rules_copy, old, new):
+    """NaN compares false with every number: it would switch a red flag or a score off quietly."""
+    path = rules_copy / "findings.yaml"
+    edit(path, old, new)
+    [error] = _errors(rules_copy)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if new.strip() in text)
+    assert (error.file, error.line) == (str(path), line)
+    assert "finite" in error.message
+
+
+@pytest.mark.parametrize("new", ["    value: {le: 3.5}", "    value: {le: 0}"])
+def test_a_finite_finding_threshold_loads(rules_copy, new):
+    edit(rules_copy / "findings.yaml", "    value: {le: 3}", new)
+    assert "motor_weakness_severe" in load_ruleset(rules_copy).findings
