@@ -35,17 +35,35 @@ class CaseResult:
         return not self.problems
 
 
+#: Far above any patient Bundle a case needs; a case cannot make the checker read without end.
+MAX_FIXTURE_BYTES = 8 * 1024 * 1024
+
+
 def resolve_fixture(ruleset: RuleSet, name: str) -> Path:
-    """A case's fixture path: absolute, or relative to the rules' parent, the rules, the working
-    directory, or the bundled defaults (which hold ``fixtures/patients``)."""
-    path = Path(name)
-    if path.is_absolute():
-        return path
-    for base in (ruleset.rules_dir.parent, ruleset.rules_dir, Path.cwd(), DEFAULTS):
-        if (base / path).is_file():
-            return base / path
-    raise FileNotFoundError(f"fixture {name} not found next to {ruleset.rules_dir} or in "
-                            f"{DEFAULTS}")
+    """A case's fixture: a path relative to the rules' parent, the rules or the bundled
+    defaults (which hold ``fixtures/patients``), read only where it really lies in the rules,
+    the fixtures beside them or the defaults, and only a regular file of a bounded size.
+    Whoever can write a rule file must not make ``rules test``, or the workbench in the
+    server, read any file of the host, or one that never ends (``/dev/zero``)."""
+    rules = ruleset.rules_dir
+    outside = ValueError(f"fixture {name} is outside the rules and fixtures trees: write a "
+                         f"path such as fixtures/patients/NAME.json")
+    if Path(name).is_absolute():
+        raise outside
+    # Resolved, as the bundled defaults link to the checkout's trees in a source tree.
+    roots = [root.resolve() for root in (rules, rules.parent / "fixtures", DEFAULTS / "fixtures")]
+    for base in (rules.parent, rules, DEFAULTS):
+        if not (base / name).exists():
+            continue
+        real = (base / name).resolve()
+        if not any(real.is_relative_to(root) for root in roots):
+            raise outside
+        if not real.is_file():
+            raise ValueError(f"fixture {name} is not a regular file")
+        if real.stat().st_size > MAX_FIXTURE_BYTES:
+            raise ValueError(f"fixture {name} is larger than {MAX_FIXTURE_BYTES // 2**20} MiB")
+        return real
+    raise FileNotFoundError(f"fixture {name} not found next to {rules} or in {DEFAULTS}")
 
 
 def case_inputs(ruleset: RuleSet, case: Case, base_now: datetime

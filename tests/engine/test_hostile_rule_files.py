@@ -213,3 +213,49 @@ def test_scores_and_conditions_nesting_too_deep_together_are_one_located_error(r
     (rules_copy / "rules" / "r99-deep.yaml").write_text("\n".join(lines) + "\n")
     errors = _errors(rules_copy)
     assert len(errors) == 1 and "levels deep" in errors[0].message
+
+
+R01 = Path("rules") / "r01-cauda-equina.yaml"
+AGE_14 = "fixture: fixtures/patients/age-14y-ces.json"
+
+
+def _case_problem(rules_dir: Path, fixture: str) -> list[str]:
+    from service.engine.casetests import run_all
+
+    edit(rules_dir / R01, AGE_14, f"fixture: {fixture}")
+    [result] = [r for r in run_all(load_ruleset(rules_dir)) if r.case_id == "ces-at-age-14"]
+    return result.problems
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fixture", ["/dev/zero", "/etc/passwd", "../../../../../../etc/passwd",
+                                     "fixtures/patients/../../../../../../../etc/hostname"])
+def test_a_case_fixture_outside_the_rules_and_fixtures_trees_is_not_read(rules_copy, fixture):
+    """Whoever can write a rule file must not make `rules test` (or the workbench, in the
+    server) read any file of the host, nor one that never ends."""
+    [problem] = _case_problem(rules_copy, fixture)
+    assert problem.startswith("cannot read case data:") and "outside" in problem
+
+
+def test_a_case_fixture_linked_out_of_the_tree_is_not_read(rules_copy, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text((Path("fixtures") / "patients" / "age-14y-ces.json").read_text())
+    (rules_copy / "fixtures" / "patients").mkdir(parents=True)
+    (rules_copy / "fixtures" / "patients" / "linked.json").symlink_to(outside)
+    [problem] = _case_problem(rules_copy, "fixtures/patients/linked.json")
+    assert "outside" in problem
+
+
+def test_a_case_fixture_past_the_size_limit_is_not_read(rules_copy):
+    from service.engine.casetests import MAX_FIXTURE_BYTES
+
+    big = rules_copy / "big.json"
+    big.write_bytes(b" " * (MAX_FIXTURE_BYTES + 1) + b"{}")
+    [problem] = _case_problem(rules_copy, "big.json")
+    assert "larger than" in problem
+
+
+@pytest.mark.parametrize("fixture", [AGE_14.split(": ")[1], "rules/../fixtures/patients/age-14y-ces.json"])
+def test_a_case_fixture_in_the_tree_is_read(rules_copy, fixture):
+    """The bundled fixtures (beside the rules here, in the installed defaults when installed)."""
+    assert _case_problem(rules_copy, fixture) == []
