@@ -167,7 +167,7 @@ def _group(key: str, raw: dict[str, Any], loc: Loc, p: _Parse, depth: int) -> No
 
 def _hook(raw: Any, loc: Loc, p: _Parse) -> Node | None:
     hooks = raw if isinstance(raw, list) else [raw]
-    bad = [h for h in hooks if h not in HOOKS]
+    bad = [h for h in hooks if not isinstance(h, str) or h not in HOOKS]
     if bad or not hooks:
         p.fail((*loc, "hook"), f"unknown hook {bad}; known: {list(HOOKS)}")
         return None
@@ -186,6 +186,9 @@ def _compare(raw: dict[str, Any], loc: Loc, p: _Parse) -> Node | None:
         return None
     kind = kinds.pop()
     name = raw[kind]
+    if not isinstance(name, str):
+        p.fail((*loc, kind), f"`{kind}` takes the name of a {kind}, not {type(name).__name__}")
+        return None
     known_names = p.names.by_kind(kind)
     if name not in known_names:
         p.unknown((*loc, kind), f"unknown {kind} `{name}`", did_you_mean(str(name), known_names))
@@ -209,6 +212,9 @@ def _threshold(kind: str, name: str, op: str, raw: Any, loc: Loc, p: _Parse) -> 
                            p.doc, loc)
     if error is not None:
         p.errors.append(error)
+        return None
+    if isinstance(value, bool):  # YAML's true is no number, though Python counts it as 1
+        p.fail(loc, f"bad threshold {value!r}: a threshold is a number")
         return None
     param = raw.strip() if value is not raw else None
     if param is not None and p.names.parameters[param].is_duration != (kind == "duration"):

@@ -17,6 +17,7 @@ from service.yamlsource import ConfigFileError
 from tests.support.rules import edit
 
 R13 = Path("rules") / "r13-documentation-gap.yaml"
+R13_PAIN = "        - back_or_hip_pain\n"
 R13_WHEN = """    when:
       all:
         - back_or_hip_pain
@@ -259,3 +260,20 @@ def test_a_case_fixture_past_the_size_limit_is_not_read(rules_copy):
 def test_a_case_fixture_in_the_tree_is_read(rules_copy, fixture):
     """The bundled fixtures (beside the rules here, in the installed defaults when installed)."""
     assert _case_problem(rules_copy, fixture) == []
+
+
+@pytest.mark.parametrize("condition", ["{score: [spine], ge: 1}", "{count: {a: 1}, ge: 1}",
+                                       "{hook: [[patient-view]]}", "{hook: {a: 1}}",
+                                       "{score: spine, ge: true}", "{duration: [x], unknown: true}"])
+def test_a_condition_of_the_wrong_shape_is_one_located_error(rules_copy, condition):
+    path = rules_copy / R13
+    edit(path, R13_PAIN, f"        - {condition}\n")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.line) == (str(path), _line(path, condition))
+
+
+@pytest.mark.parametrize("condition", ["{score: spine, ge: 1}", "{hook: [patient-view]}",
+                                       "{hook: order-sign}"])
+def test_a_condition_of_the_right_shape_loads(rules_copy, condition):
+    edit(rules_copy / R13, R13_PAIN, f"        - {condition}\n")
+    assert "documentation-gap" in {r.id for r in load_ruleset(rules_copy).rules}
