@@ -28,9 +28,10 @@ ResourceType = Literal[
     "Observation", "Condition", "Procedure", "DiagnosticReport", "ImagingStudy", "ServiceRequest",
 ]
 Hook = Literal[tuple(HOOKS)]  # type: ignore[valid-type]  # the names of the CDS Hooks table
+MAX_AGE_YEARS = 130  # older than anyone: an age past it is a slip
 SUMMARY_LIMIT = 139  # CDS Hooks 2.0: a card summary is under 140 characters
 
-_DURATION = re.compile(r"([+-]?)(\d+)\s*([ywdhm])")
+_DURATION = re.compile(r"([+-]?)([0-9]+)\s*([ywdhm])")  # ASCII digits only (\d takes any script)
 _UNITS = {"y": timedelta(days=365), "w": timedelta(weeks=1), "d": timedelta(days=1),
           "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 
@@ -248,7 +249,7 @@ class Suggestion(Strict):
 
 
 #: A rule's or a case's id: short kebab-case, stable, the name tools and tests show.
-KebabId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+KebabId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=80)]
 
 
 class Case(Strict):
@@ -259,7 +260,7 @@ class Case(Strict):
     name: str
     at: Duration = timedelta(0)
     hook: Hook = "patient-view"
-    age: int | None = None
+    age: int | None = Field(None, ge=0, le=MAX_AGE_YEARS)
     fixture: str | None = None
     resources: list[dict[str, Any]] = []
     draft_orders: list[dict[str, Any]] = []
@@ -300,7 +301,7 @@ class Rule(Strict):
 
 
 class Eligibility(Strict):
-    min_age_years: int = 16
+    min_age_years: int = Field(16, ge=0, le=MAX_AGE_YEARS)
     unknown_age: Literal["red-flags-only", "all-rules"] = "red-flags-only"
 
 

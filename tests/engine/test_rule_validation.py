@@ -303,3 +303,25 @@ def test_nan_or_an_infinity_in_a_finding_or_a_score_is_refused(rules_copy, old, 
 def test_a_finite_finding_threshold_loads(rules_copy, new):
     edit(rules_copy / "findings.yaml", "    value: {le: 3}", new)
     assert "motor_weakness_severe" in load_ruleset(rules_copy).findings
+
+
+@pytest.mark.parametrize(("old", "new", "file"), [
+    ("min_age_years: 16", "min_age_years: -5", "ruleset.yaml"),
+    ("min_age_years: 16", "min_age_years: 100000", "ruleset.yaml"),
+    ("    value: 6w", "    value: \u0661\u0664d", "ruleset.yaml"),  # Arabic-Indic digits
+    ("  - id: cauda-equina", "  - id: cauda-equina" + "-x" * 60, f"rules/{R01}"),
+])
+def test_an_implausible_value_is_refused(rules_copy, old, new, file):
+    edit(rules_copy / file, old, new)
+    [error] = _errors(rules_copy)
+    assert error.file == str(rules_copy / file)
+
+
+@pytest.mark.parametrize(("old", "new", "file"), [
+    ("min_age_years: 16", "min_age_years: 0", "ruleset.yaml"),
+    ("min_age_years: 16", "min_age_years: 18", "ruleset.yaml"),
+    ("    value: 6w", "    value: 42d", "ruleset.yaml"),
+])
+def test_a_plausible_value_loads(rules_copy, old, new, file):
+    edit(rules_copy / file, old, new)
+    assert load_ruleset(rules_copy).rules
