@@ -15,7 +15,7 @@ from service.config import Settings, read_log_level
 from service.engine import cli as engine_cli
 from service.engine.dates import instant_or_now
 from service.impact import cli as impact_cli
-from service.yamlsource import ConfigFileError
+from service.yamlsource import ConfigFileError, reported
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -36,7 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         return run_gunicorn(host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
     except (ConfigFileError, ValueError) as exc:
-        errors = [e.as_dict() for e in exc.errors] if isinstance(exc, ConfigFileError) else [str(exc)]
+        errors = ([e.as_dict() for e in reported(exc.errors)] if isinstance(exc, ConfigFileError)
+                  else [str(exc)])
         log.error("the service cannot start: %s", exc, extra={"fields": {
             "event": "startup_failed", "errors": errors}})
         return 2
@@ -143,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=read_log_level(os.environ, "WARNING"))
         return args.func(args)
     except ConfigFileError as exc:
-        for error in exc.errors:
-            print(f"error: {error}", file=sys.stderr)
+        for line in exc.report_lines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

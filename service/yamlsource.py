@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,34 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.tag import Tag
 
 Loc = tuple[str | int, ...]
 
 # Deepest nesting a configuration file may have (the bundled rules reach 12). Reading a file
 # recurses once per level, so a hostile file must be stopped well before Python's own limit.
 MAX_YAML_DEPTH = 100
+# Reading costs about 2 s per MB of block YAML and 8 s per MB of flow YAML, inside a reload
+# request: the largest bundled file is 13 kB, so 512 KiB leaves a wide margin and keeps one file
+# to a few seconds. A tree of more files than any deployment writes is refused before reading.
+MAX_FILE_BYTES = 512 * 1024
+MAX_FILES = 500
+# Longer number literals are never meant: Python refuses integers of more than 4300 digits.
+MAX_NUMBER_DIGITS = 30
+# Errors shown to a person (the CLI, the reload answer, the log); the count says what is left.
+MAX_REPORTED_ERRORS = 100
+
+CORE_TAG = "tag:yaml.org,2002:"
+STR_TAG = CORE_TAG + "str"
+MERGE_TAG = CORE_TAG + "merge"
+NUMBER_TAGS = frozenset({CORE_TAG + "int", CORE_TAG + "float"})
+# Written out, these say what the value already is; every other tag asks for something else.
+PLAIN_TAGS = frozenset(CORE_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq"))
+NOT_REGULAR = "not a regular file (a dangling link, a FIFO or a device): remove it"
 
 
 @dataclass(frozen=True)
@@ -57,12 +78,26 @@ class ConfigError:
         return out
 
 
+def reported(errors: Sequence[ConfigError]) -> list[ConfigError]:
+    """The errors a person is shown: the first ones, as fixing them often clears the rest, and
+    thousands would bury them (and swell a log line or an HTTP answer by megabytes)."""
+    return list(errors[:MAX_REPORTED_ERRORS])
+
+
 class ConfigFileError(Exception):
     """Raised with every error found, not only the first, so an admin fixes them in one pass."""
 
     def __init__(self, errors: Sequence[ConfigError]):
         self.errors = list(errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
+        super().__init__("\n".join(self.report_lines()))
+
+    def report_lines(self) -> list[str]:
+        """One line per reported error, and a last one counting those left out."""
+        lines = [str(e) for e in reported(self.errors)]
+        left = len(self.errors) - len(lines)
+        if left:
+            lines.append(f"... and {left} more ({len(self.errors)} errors in all)")
+        return lines
 
 
 @dataclass
@@ -78,21 +113,24 @@ class YamlDocument:
         node = self._root
         line, col = 1, 1
         for part in loc:
-            if isinstance(node, CommentedMap) and part in node:
-                line, col = node.lc.key(part)
-                line, col = line + 1, col + 1
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                line, col = node.lc.item(part)
-                line, col = line + 1, col + 1
-                node = node[part]
-            else:
+            where = _written_at(node, part)
+            if where is None:  # not in the file, or not written where it is read: the parent
                 break
+            line, col = where[0] + 1, where[1] + 1
+            node = node[part]
         return line, col
 
     def error(self, loc: Loc, message: str, hint: str = "") -> ConfigError:
         line, col = self.position(loc)
         return ConfigError(self.path, line, col, format_loc(loc), message, hint)
+
+
+def _written_at(node: Any, part: str | int) -> tuple[int, int] | None:
+    """0-based (line, column) of ``part`` in ``node``, when the file holds it there."""
+    held = (isinstance(node, CommentedMap) and part in node) or (
+        isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node))
+    where = node.lc.data.get(part) if held else None
+    return (where[0], where[1]) if where else None
 
 
 def format_loc(loc: Iterable[str | int]) -> str:
@@ -115,43 +153,132 @@ def _plain(node: Any) -> Any:
 
 
 class _PlainDataConstructor(RoundTripConstructor):
-    """Reads plain data only: a tag ruamel has no plain type for (``!!python/object/apply``,
-    ``!include``, any custom tag) is a syntax error at the tag, never an object."""
+    """A value that cannot be built (``2026-02-30``, ``!!int abc``) is an error at the value."""
 
-    def construct_unknown(self, node: Any) -> Any:
-        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
-        raise ConstructorError(None, None, f"unknown tag `{tag}`: configuration files hold plain "
-                                           "data only", node.start_mark)
-
-
-_PlainDataConstructor.add_constructor(None, _PlainDataConstructor.construct_unknown)
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, LookupError, TypeError, ArithmeticError) as exc:
+            raise ConstructorError(None, None, f"cannot read this value: {exc}",
+                                   node.start_mark) from None
 
 
-class _NoAliasComposer(Composer):
-    """An alias is a syntax error at the alias: read as plain data, each one is a copy, so a
-    few lines of aliases of aliases would expand to millions of nodes (the "billion laughs")."""
+def _tag_problem(tag: str) -> str:
+    """Unknown to a configuration file, even a tag YAML knows (``!!binary``, ``!!set``)."""
+    return (f"unknown tag `{tag.replace(CORE_TAG, '!!', 1)}`: configuration files hold plain "
+            "data only (mappings, lists, text, numbers, true/false, null)")
+
+
+def _key_problem(key: Node) -> str | None:
+    """Why a mapping key is refused: a key is text, and a merge key (`<<`) would bring in
+    keys written elsewhere, which positions and duplicate checks cannot follow."""
+    if key.tag == MERGE_TAG:
+        return "a merge key (`<<`) is not allowed: write the keys out"
+    if isinstance(key, ScalarNode) and key.tag == STR_TAG:
+        return None
+    found = f"`{key.value}`" if isinstance(key, ScalarNode) else f"a {key.id}"
+    return f"a key must be text, found {found}: quote it"
+
+
+def _number_problem(node: Node) -> str | None:
+    if node.tag in NUMBER_TAGS and sum(c.isdigit() for c in node.value) > MAX_NUMBER_DIGITS:
+        return f"a number of more than {MAX_NUMBER_DIGITS} digits: no setting needs one"
+    return None
+
+
+class _PlainDataComposer(Composer):
+    """Plain data only, refused at the place written:
+
+    - an alias: read as plain data each one is a copy, so a few lines of aliases of aliases
+      would expand to millions of nodes (the "billion laughs");
+    - a tag other than the plain ones (``!!python/object/apply``, ``!include``, ``!!binary``,
+      ``!!set``...): it asks for an object, or for a type no setting has;
+    - a key that is not text, a merge key, and a number too long to be meant.
+    """
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.parser.check_event(AliasEvent):
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
             raise ComposerError(None, None, "an alias (`*name`) is not allowed: write the value out",
-                                self.parser.peek_event().start_mark)
-        return super().compose_node(parent, index)
+                                event.start_mark)
+        tag = getattr(event, "ctag", None)
+        if tag is not None:
+            if str(tag) not in PLAIN_TAGS:
+                raise ComposerError(None, None, _tag_problem(str(tag)), event.start_mark)
+            event.ctag = Tag(suffix=str(tag))  # read as if unwritten: a plain value, not a tagged one
+        node = super().compose_node(parent, index)
+        self._check(node)
+        return node
+
+    @staticmethod
+    def _check(node: Node) -> None:
+        if isinstance(node, MappingNode):
+            for key, _ in node.value:
+                if problem := _key_problem(key):
+                    raise ComposerError(None, None, problem, key.start_mark)
+        elif problem := _number_problem(node):
+            raise ComposerError(None, None, problem, node.start_mark)
 
 
 def _reader() -> YAML:
     yaml = YAML(typ="rt")
-    yaml.Composer = _NoAliasComposer
+    yaml.Composer = _PlainDataComposer
     yaml.Constructor = _PlainDataConstructor
     yaml.allow_duplicate_keys = False
     yaml.max_depth = MAX_YAML_DEPTH
     return yaml
 
 
-def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument:
-    """Parse ``path``; a syntax error becomes a ConfigFileError with its line and column."""
-    shown = display_path or str(path)
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of character ``index`` of ``text``."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _file_error(shown: str, message: str, where: tuple[int, int] = (1, 1)) -> ConfigFileError:
+    return ConfigFileError([ConfigError(shown, *where, "", message)])
+
+
+def read_source(path: str | Path, shown: str | None = None) -> bytes:
+    """The bytes of a configuration file, refused (ConfigFileError) unless it is a regular
+    file of at most MAX_FILE_BYTES: a FIFO would block the reader, a device or a huge file
+    would hold it for minutes."""
+    shown = shown or str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise _file_error(shown, NOT_REGULAR)
+        if info.st_size > MAX_FILE_BYTES:
+            raise _file_error(shown, _too_large(info.st_size))
+        # Non-blocking, should a FIFO take the file's place after the check.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            content = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise _file_error(shown, NOT_REGULAR) from None
+    except OSError as exc:
+        raise _file_error(shown, f"cannot read file: {exc.strerror or exc}") from None
+    if len(content) > MAX_FILE_BYTES:
+        raise _file_error(shown, _too_large(len(content)))
+    return content
+
+
+def _too_large(size: int) -> str:
+    return f"the file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes: split it"
+
+
+def _decoded(content: bytes, shown: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = content[:exc.start].decode("utf-8", "replace")
+        where = _line_column(before, len(before))
+        raise _file_error(shown, f"not UTF-8 text (byte {exc.start})", where) from None
+
+
+def parse_yaml(content: bytes, shown: str) -> YamlDocument:
+    """Parse one file's bytes; any problem becomes a ConfigFileError with its line and column."""
+    text = _decoded(content, shown)
+    try:
         root = _reader().load(text)
     except MaxDepthExceededError as exc:
         mark = exc.problem_mark
@@ -160,12 +287,21 @@ def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument
             f"nested more than {MAX_YAML_DEPTH} levels deep", "flatten the structure")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigFileError([ConfigError(shown, line, col, "", f"YAML syntax: {problem}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError([ConfigError(shown, 1, 1, "", f"cannot read file: {exc}")]) from None
+        raise _file_error(shown, f"YAML syntax: {problem}", where) from None
+    except ReaderError as exc:
+        raise _file_error(shown, f"YAML syntax: unacceptable character #x{exc.character:04x}: "
+                                 f"{exc.reason}", _line_column(text, exc.position)) from None
+    except YAMLError as exc:  # an error ruamel gives no position: still the file's, not a crash
+        raise _file_error(shown, f"YAML syntax: {exc}") from None
     return YamlDocument(shown, _plain(root), root)
+
+
+def load_yaml(path: str | Path, display_path: str | None = None) -> YamlDocument:
+    """Read and parse ``path``; every problem becomes a located ConfigFileError."""
+    shown = display_path or str(path)
+    return parse_yaml(read_source(path, shown), shown)
 
 
 # ConfigMap keys cannot hold "/": a file ``rules/r01.yaml`` travels as the key ``rules__r01.yaml``.
@@ -199,12 +335,38 @@ def source_files(root: str | Path, suffixes: Sequence[str] = YAML_SUFFIXES) -> l
     The same files arrive as a repository tree, a flat directory, or a Kubernetes ConfigMap
     volume, where kubelet writes the data into a hidden ``..<timestamp>`` directory, points
     ``..data`` at it and adds one symlink per key. Hidden entries are skipped and a file
-    reached twice through symlinks is read once, so every layout yields the same files.
+    reached twice through symlinks is read once, so every layout yields the same files. A
+    configuration name that is no regular file (a dangling link, a FIFO, a device) is an error,
+    never skipped in silence nor opened.
     """
     root = Path(root)
     found: dict[str, SourceFile] = {}
     seen_real: set[str] = set()
+    errors: list[ConfigError] = []
+    for path in _named_files(root, suffixes):
+        if not _is_regular(path):
+            errors.append(ConfigError(str(path), 1, 1, "", NOT_REGULAR))
+            continue
+        real = os.path.realpath(path)
+        logical = logical_name(path.relative_to(root).as_posix())
+        if real in seen_real:
+            continue
+        if logical in found:
+            errors.append(ConfigError(str(path), 1, 1, "", f"the same file as {found[logical].path} "
+                                                           f"({logical})", "keep one of the two"))
+            continue
+        seen_real.add(real)
+        found[logical] = SourceFile(logical, path)
+    if errors:
+        raise ConfigFileError(errors)
+    return [found[name] for name in sorted(found)]
+
+
+def _named_files(root: Path, suffixes: Sequence[str]) -> Iterator[Path]:
+    """Each non-hidden entry under ``root`` named like a configuration file, each directory
+    walked once; more than MAX_FILES of them is an error, before any is read."""
     seen_dirs: set[str] = set()
+    count = 0
     for folder, dirs, files in os.walk(root, followlinks=True):
         real_dir = os.path.realpath(folder)
         if real_dir in seen_dirs:  # a symlink loop or a second way into one directory
@@ -214,20 +376,21 @@ def source_files(root: str | Path, suffixes: Sequence[str] = YAML_SUFFIXES) -> l
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(folder, name)
-            if name.startswith(".") or path.suffix not in suffixes or not path.is_file():
+            if name.startswith(".") or path.suffix not in suffixes:
                 continue
-            real = os.path.realpath(path)
-            logical = logical_name(path.relative_to(root).as_posix())
-            if real in seen_real:
-                continue
-            if logical in found:
-                raise ConfigFileError([ConfigError(
-                    str(path), 1, 1, "", f"the same file as {found[logical].path} ({logical})",
-                    "keep one of the two",
-                )])
-            seen_real.add(real)
-            found[logical] = SourceFile(logical, path)
-    return [found[name] for name in sorted(found)]
+            count += 1
+            if count > MAX_FILES:
+                raise _file_error(str(root), f"more than {MAX_FILES} configuration files: "
+                                             "this is not a configuration directory")
+            yield path
+
+
+def _is_regular(path: Path) -> bool:
+    """True for a regular file, through links; looked at without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def content_digest(contents: Iterable[bytes]) -> str:

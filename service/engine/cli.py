@@ -21,8 +21,8 @@ from service.yamlsource import ConfigFileError
 
 
 def _print_errors(exc: ConfigFileError, what: str) -> None:
-    for error in exc.errors:
-        print(error, file=sys.stderr)
+    for line in exc.report_lines():
+        print(line, file=sys.stderr)
     print(f"{len(exc.errors)} error(s); {what}", file=sys.stderr)
 
 

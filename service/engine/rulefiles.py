@@ -18,13 +18,18 @@ from service.yamlsource import (
     ConfigError,
     ConfigFileError,
     Loc,
+    SourceFile,
     YamlDocument,
     content_digest,
-    load_yaml,
+    parse_yaml,
     pydantic_errors,
+    read_source,
     source_files,
 )
 
+# The bundled rules come to 98 kB; a reload must stay well inside a request's time, and
+# reading takes seconds per MB (see yamlsource.MAX_FILE_BYTES).
+MAX_TREE_BYTES = 2 * 1024 * 1024
 SECTIONS = ("sources", "valuesets", "findings", "scores", "derived", "conditions", "orders")
 
 
@@ -89,28 +94,47 @@ def read_rule_files(rules_dir: Path) -> RuleFiles:
         return out
     if not sources:
         out.errors.append(ConfigError(str(rules_dir), 1, 1, "", "no rule files (*.yaml) found"))
-    contents: list[bytes] = []
-    for source in sources:
-        path = source.path
+    contents = _read_all(out, sources)
+    for source, content in contents:
         try:
-            contents.append(path.read_bytes())
-            doc = load_yaml(path, str(path))
+            doc = parse_yaml(content, str(source.path))
         except ConfigFileError as exc:
             out.errors.extend(exc.errors)
             out.complete = False
             continue
-        except OSError as exc:
-            out.errors.append(ConfigError(str(path), 1, 1, "", f"cannot read file: {exc}"))
-            out.complete = False
-            continue
-        out.files.append(str(path))
+        out.files.append(str(source.path))
         _gather(out, doc)
     # The main file is the one setting `ruleset`: with a file unparsed and none setting it,
     # the unparsed one may be the main file.
     if not out.complete and "ruleset" not in out.header:
         out.header_complete = False
-    out.digest = content_digest(contents)
+    out.digest = content_digest(content for _, content in contents)
     return out
+
+
+def _read_all(out: RuleFiles, sources: list[SourceFile]) -> list[tuple[SourceFile, bytes]]:
+    """Every file's bytes, read before any is parsed so that a tree too large in all is refused
+    (naming the directory, its size and the limit) without the time to parse it; reading stops
+    at the limit, so memory stays bounded too."""
+    read: list[tuple[SourceFile, bytes]] = []
+    total = 0
+    for source in sources:
+        try:
+            content = read_source(source.path)
+        except ConfigFileError as exc:
+            out.errors.extend(exc.errors)
+            out.complete = False
+            continue
+        total += len(content)
+        if total > MAX_TREE_BYTES:
+            out.errors.append(ConfigError(
+                str(out.rules_dir), 1, 1, "", f"the rule files come to at least {total} bytes; "
+                                              f"the limit is {MAX_TREE_BYTES} bytes",
+                "move what is not rules out"))
+            out.complete = False
+            return []
+        read.append((source, content))
+    return read
 
 
 def _top_level(doc: YamlDocument) -> tuple[m.RuleFile | None, list[ConfigError], set[str]]:

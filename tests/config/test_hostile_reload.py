@@ -26,6 +26,12 @@ HOSTILE = {
     "yaml-alias": (R13, R13_PAIN, "        - &pain back_or_hip_pain\n        - *pain\n", "alias"),
     "endless-duration": (Path("ruleset.yaml"), "    value: 6w", "    value: 99999999999999999999d",
                          "at most 100 years"),
+    "nul-byte": (R13, '    title: "R13: documentation gap"', '    title: "R13: documentation\0gap"',
+                 "#x0000"),
+    "merge-key": (R13, "    precedence: 90", "    <<: {precedence: 90}", "merge key"),
+    "huge-precedence": (R13, "    precedence: 90", "    precedence: 9" + "0" * 5000, "30 digits"),
+    "set-tag": (R13, "    cite: [", "    cite: !!set [", "`!!set`"),
+    "integer-key": (R13, "    precedence: 90", "    1: 90\n    precedence: 90", "a key must be text"),
 }
 
 
