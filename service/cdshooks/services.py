@@ -20,6 +20,7 @@ from service.engine.hooks import HOOKS
 from service.yamlsource import (
     ConfigError,
     ConfigFileError,
+    YamlDocument,
     did_you_mean,
     load_yaml,
     pydantic_errors,
@@ -106,46 +107,59 @@ def load_services(hooks_dir: Path, ruleset: str | None = None) -> list[CdsServic
         except ConfigFileError as exc:
             errors.extend(exc.errors)
             continue
-        if not isinstance(doc.data, dict):
-            errors.append(doc.error((), "a service file must be a mapping"))
+        service, problems = _service(doc)
+        errors += problems
+        if service is None:
             continue
-        hook = doc.data.get("hook")
-        prefetch = doc.data.get("prefetch")
-        if hook in HOOKS and isinstance(prefetch, dict):
-            # Token problems are reported even when other keys are wrong: one pass fixes all.
-            for key, template in prefetch.items():
-                for problem in template_token_errors(hook, str(template)):
-                    errors.append(doc.error(("prefetch", key), problem))
-        elif isinstance(hook, str) and hook not in HOOKS:
-            errors.append(doc.error(("hook",), f"unsupported hook `{hook}`", did_you_mean(hook, HOOKS)))
-        try:
-            parsed = ServiceFile.model_validate(doc.data)
-        except ValidationError as exc:
-            errors.extend(pydantic_errors(doc, exc, model=ServiceFile))
-            continue
-        if parsed.hook not in HOOKS:
-            continue
-        if parsed.id in seen:
-            errors.append(doc.error(("id",), f"service id `{parsed.id}` already used in {seen[parsed.id]}"))
-        seen[parsed.id] = str(path)
-        where = doc.error(("ruleset",), "")
-        services.append(
-            CdsService(
-                id=parsed.id,
-                hook=parsed.hook,
-                title=parsed.title,
-                description=parsed.description,
-                ruleset=parsed.ruleset,
-                prefetch=dict(parsed.prefetch),
-                usage_requirements=parsed.usageRequirements,
-                ruleset_at=(where.file, where.line, where.column),
-            )
-        )
+        if service.id in seen:
+            errors.append(doc.error(("id",), f"service id `{service.id}` already used in {seen[service.id]}"))
+        seen[service.id] = str(path)
+        services.append(service)
     if ruleset is not None:
         errors.extend(ruleset_mismatches(services, ruleset))
     if errors:
         raise ConfigFileError(errors)
     return services
+
+
+def _hook_errors(doc: YamlDocument) -> list[ConfigError]:
+    """An unknown hook, and the prefetch token problems of a known one: reported even when
+    other keys are wrong, so one pass fixes all. A value of the wrong type is left to the
+    schema, which names it."""
+    hook, prefetch = doc.data.get("hook"), doc.data.get("prefetch")
+    if not isinstance(hook, str):
+        return []
+    if hook not in HOOKS:
+        return [doc.error(("hook",), f"unsupported hook `{hook}`", did_you_mean(hook, HOOKS))]
+    if not isinstance(prefetch, dict):
+        return []
+    return [doc.error(("prefetch", key), problem)
+            for key, template in prefetch.items()
+            for problem in template_token_errors(hook, str(template))]
+
+
+def _service(doc: YamlDocument) -> tuple[CdsService | None, list[ConfigError]]:
+    """The service one file describes, or None, and the file's located errors."""
+    if not isinstance(doc.data, dict):
+        return None, [doc.error((), "a service file must be a mapping")]
+    errors = _hook_errors(doc)
+    try:
+        parsed = ServiceFile.model_validate(doc.data)
+    except ValidationError as exc:
+        return None, errors + pydantic_errors(doc, exc, model=ServiceFile)
+    if parsed.hook not in HOOKS:
+        return None, errors
+    where = doc.error(("ruleset",), "")
+    return CdsService(
+        id=parsed.id,
+        hook=parsed.hook,
+        title=parsed.title,
+        description=parsed.description,
+        ruleset=parsed.ruleset,
+        prefetch=dict(parsed.prefetch),
+        usage_requirements=parsed.usageRequirements,
+        ruleset_at=(where.file, where.line, where.column),
+    ), errors
 
 
 def ruleset_mismatches(services: Iterable[CdsService], ruleset: str) -> list[ConfigError]:

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from service.engine.ruleset import RuleSet, load_ruleset
-from service.yamlsource import ConfigError, ConfigFileError, source_files
+from service.yamlsource import ConfigError, ConfigFileError, logical_name, source_files
 
 log = logging.getLogger(__name__)
+
+# A message quotes what the admin wrote (a key, a tag); /readyz shows that much of it.
+MAX_SHOWN_MESSAGE = 300
 
 
 def _fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -85,12 +88,22 @@ class RuleRegistry:
             return True
 
     def status(self) -> dict[str, Any]:
-        """What /readyz shows about the rules."""
+        """What /readyz shows about the rules. Anyone may ask, every few seconds: a rejected
+        set is summed up as its error count and first error, named within the rules tree, so
+        the answer stays small and tells no server path; the admin reload gives the list."""
         out: dict[str, Any] = {"version": self._current.full_version,
                                "loadedAt": self.loaded_at.isoformat()}
         if self.last_error:
-            out["lastError"] = [e.as_dict() for e in self.last_error]
+            out["lastError"] = {"count": len(self.last_error),
+                                "first": self._public(self.last_error[0])}
         return out
+
+    def _public(self, error: ConfigError) -> dict[str, Any]:
+        path = Path(error.file)
+        inside = path.is_relative_to(self.rules_dir)
+        name = logical_name(path.relative_to(self.rules_dir).as_posix()) if inside else path.name
+        return {"file": name, "line": error.line, "column": error.column,
+                "message": error.message[:MAX_SHOWN_MESSAGE]}
 
     def check_for_changes(self) -> bool:
         """Reload if any file changed since the last look; True when a new set was swapped in."""

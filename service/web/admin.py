@@ -1,8 +1,8 @@
 """Admin endpoint: reload the rule files now, authenticated with the admin bearer token.
 
 With no SPINEHIP_ADMIN_TOKEN configured the endpoint does not exist (404), so a deployment
-never exposes it by accident. A rejected rule set answers 422 with every located error and the
-version that keeps serving.
+never exposes it by accident. A rejected rule set answers 422 with the located errors (the first
+ones, and the count of all) and the version that keeps serving.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from flask import Blueprint, abort, jsonify, request
 
 from service.security.guard import bearer_token
 from service.web.runtime import runtime
+from service.yamlsource import reported
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -33,6 +34,8 @@ def reload_rules():
     swapped = rt.rules.reload()
     body = {"reloaded": swapped, "version": rt.rules.current.full_version}
     if not swapped:
-        body["errors"] = [e.as_dict() for e in rt.rules.last_error or []]
+        errors = rt.rules.last_error or []
+        body["errors"] = [e.as_dict() for e in reported(errors)]
+        body["errorCount"] = len(errors)
         return jsonify(body), 422
     return jsonify(body), 200
