@@ -20,11 +20,13 @@ from service.workbench.overview import audit_rates, rule_rows
 from service.workbench.trial import (
     EditRejected,
     Trial,
+    TrialFailed,
     rule_files,
     served_files,
     target_path,
     try_edit,
 )
+from service.yamlsource import MAX_REPORTED_ERRORS, ConfigFileError
 
 bp = Blueprint("workbench", __name__, url_prefix="/admin/rules", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -84,7 +86,8 @@ def _page(session: AdminSession, *, trial: Trial | None = None, edit_path: str =
     html = render_template(
         "workbench/page.html", csrf=_sessions().csrf_token(session), ruleset=ruleset,
         rules=rule_rows(ruleset), loaded_at=rt.rules.loaded_at,
-        last_error=rt.rules.last_error or [], calls=calls, rates=rates, audit_error=audit_error,
+        last_error=rt.rules.last_error or [], max_errors=MAX_REPORTED_ERRORS, calls=calls,
+        rates=rates, audit_error=audit_error,
         files=rule_files(ruleset.rules_dir), edit_path=edit_path, edit_text=edit_text,
         trial=trial, error=error, change_headers=CHANGE_HEADERS, total_headers=TOTAL_HEADERS,
         change_rows=change_rows(trial.impact) if trial and trial.impact else [],
@@ -104,7 +107,7 @@ def page():
         try:
             edit_path = target_path(rules_dir, edit_path)
             edit_text = served_files(rules_dir)[edit_path].read_text(encoding="utf-8")
-        except (EditRejected, KeyError, OSError) as exc:
+        except (EditRejected, KeyError, OSError, ConfigFileError) as exc:
             return _page(session, error=f"cannot open {edit_path}: {exc}", status=404)
     return _page(session, edit_path=edit_path, edit_text=edit_text)
 
@@ -150,7 +153,7 @@ def try_change():
         trial = try_edit(rt.rules.current, edits, loader=rt.rules.loader,
                          services=tuple(rt.services.values()),
                          fixtures_dir=rt.settings.fixtures_dir, now=datetime.now(UTC))
-    except EditRejected as exc:
+    except (EditRejected, TrialFailed) as exc:
         return _page(session, edit_path=path, edit_text=text, error=str(exc), status=422)
     return _page(session, trial=trial, edit_path=path, edit_text=text,
                  status=422 if trial.errors else 200)

@@ -10,12 +10,14 @@ temporary path.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from service.cdshooks.services import CdsService
 from service.engine import RuleSet
@@ -26,10 +28,31 @@ from service.impact.sources import demo_records
 from service.yamlsource import YAML_SUFFIXES, ConfigError, ConfigFileError, source_files
 
 MAX_FILE_BYTES = 256 * 1024
+MAX_SHOWN_FAILURE = 300
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EditRejected(ValueError):
     """An edit that is not a rule file the workbench will try (bad name, size or encoding)."""
+
+
+class TrialFailed(Exception):
+    """Loading or running the edited rules failed in a way no rule check reported: the edit's
+    problem to show the admin (the served rules are untouched), not a server error."""
+
+
+def _step(what: str, run: Callable[[], T]) -> T:
+    """``run()``; any failure but located rule errors becomes TrialFailed, logged in full."""
+    try:
+        return run()
+    except ConfigFileError:
+        raise
+    except Exception as exc:
+        log.exception("rule trial: %s failed", what)
+        detail = f"{type(exc).__name__}: {exc}"[:MAX_SHOWN_FAILURE]
+        raise TrialFailed(f"{what} failed ({detail}); the served rules are unchanged") from exc
 
 
 @dataclass
@@ -53,8 +76,12 @@ def served_files(rules_dir: Path) -> dict[str, Path]:
 
 
 def rule_files(rules_dir: Path) -> list[str]:
-    """The logical names of the rule files, as the edit form offers them."""
-    return list(served_files(rules_dir))
+    """The logical names of the rule files, as the edit form offers them; none while the
+    directory holds a name that cannot be read (the reload reports it)."""
+    try:
+        return list(served_files(rules_dir))
+    except ConfigFileError:
+        return []
 
 
 def target_path(rules_dir: Path, name: str) -> str:
@@ -105,22 +132,28 @@ def try_edit(served: RuleSet, edits: Mapping[str, bytes], *, loader: Callable[[P
     trial = Trial(files=tuple(sorted(placed)))
     with tempfile.TemporaryDirectory(prefix="spinehip-trial-") as tmp:
         copy = Path(tmp) / rules_dir.name
-        for name, path in served_files(rules_dir).items():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, copy / name)
-        for relative, content in placed.items():
-            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
-            (copy / relative).write_bytes(content)
         try:
-            candidate = loader(copy)
+            _place(copy, served_files(rules_dir), placed)
+            candidate = _step("loading the edited rules", lambda: loader(copy))
         except ConfigFileError as exc:
             trial.errors = _relocated(list(exc.errors), copy, rules_dir)
             return trial
     # Case fixtures are found next to the served rules, as `spinehip rules test` finds them.
     candidate = dataclasses.replace(candidate, rules_dir=rules_dir)
     trial.version = candidate.full_version
-    trial.cases = run_all(candidate)
+    trial.cases = _step("running the rule cases", lambda: run_all(candidate))
     workload = Workload(old=served, new=candidate, services=services, now=now,
                         panel=draft_panel(fixtures_dir))
-    trial.impact = replay(workload, demo_records(fixtures_dir, now), jobs=1)
+    trial.impact = _step("replaying the demo patients",
+                         lambda: replay(workload, demo_records(fixtures_dir, now), jobs=1))
     return trial
+
+
+def _place(copy: Path, served: Mapping[str, Path], placed: Mapping[str, bytes]) -> None:
+    """The served files as a plain tree at ``copy``, the edited ones in their place."""
+    for name, path in served.items():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy / name)
+    for relative, content in placed.items():
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_bytes(content)
