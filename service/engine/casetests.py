@@ -17,6 +17,7 @@ from service.config import DEFAULTS
 from service.engine.evaluate import Evaluation, evaluate
 from service.engine.model import Case
 from service.engine.ruleset import CompiledRule, RuleSet
+from service.yamlsource import ConfigError
 
 REFERENCE_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -116,3 +117,20 @@ def _why(ev: Evaluation, rule_id: str) -> str:
 
 def run_all(ruleset: RuleSet, base_now: datetime = REFERENCE_NOW) -> list[CaseResult]:
     return [run_case(ruleset, rule, case, base_now) for rule, case in ruleset.cases]
+
+
+def evaluation_errors(ruleset: RuleSet) -> list[ConfigError]:
+    """An error at each rule whose own case could not be evaluated at all (a case that runs
+    but fails its expectation is for ``rules test``). A set that raises on its cases would
+    raise on patients too and answer those calls, red flags included, with an error, so it
+    must never be served; every exception counts, whatever its kind."""
+    errors = []
+    for rule, case in ruleset.cases:
+        try:
+            run_case(ruleset, rule, case)
+        except Exception as exc:  # whatever went wrong, the set is refused
+            errors.append(ConfigError(rule.file, rule.line, 1, f"tests.{case.id}",
+                                      f"evaluating case `{case.id}` failed: {type(exc).__name__}: {exc}",
+                                      "the rule set compiles but cannot be evaluated; "
+                                      "`spinehip rules test` shows the case"))
+    return errors

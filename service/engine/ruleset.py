@@ -87,7 +87,7 @@ def load_ruleset(rules_dir: Path | str,
     if errors:
         raise ConfigFileError(errors)
     by_id = {r.id: r for r in rules}
-    return RuleSet(
+    ruleset = RuleSet(
         name=header["ruleset"],
         version=str(header["version"]),
         content_hash=files.digest,
@@ -113,3 +113,8 @@ def load_ruleset(rules_dir: Path | str,
         cases=tuple((by_id[rule_id], case) for rule_id, case in cases),
         parameters=params,
     )
+    from service.engine.casetests import evaluation_errors  # it runs sets this module makes
+
+    if errors := evaluation_errors(ruleset):
+        raise ConfigFileError(errors)
+    return ruleset

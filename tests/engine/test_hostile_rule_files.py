@@ -277,3 +277,27 @@ def test_a_condition_of_the_wrong_shape_is_one_located_error(rules_copy, conditi
 def test_a_condition_of_the_right_shape_loads(rules_copy, condition):
     edit(rules_copy / R13, R13_PAIN, f"        - {condition}\n")
     assert "documentation-gap" in {r.id for r in load_ruleset(rules_copy).rules}
+
+
+def test_a_set_whose_own_cases_cannot_be_evaluated_is_refused_at_the_rule(rules_copy, monkeypatch):
+    """The last guard: whatever a compiled set still gets wrong, if evaluating a case beside a
+    rule raises, serving the set would answer every such call with an error, red flags
+    included, so it is refused (the server keeps the last good set)."""
+    import importlib
+
+    evaluate_module = importlib.import_module("service.engine.evaluate")
+
+    real = evaluate_module._decide
+
+    def failing(ev, rule, evidence):
+        if rule.id == "cauda-equina":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(ev, rule, evidence)
+
+    monkeypatch.setattr(evaluate_module, "_decide", failing)
+    errors = _errors(rules_copy)
+    path = rules_copy / R01
+    assert errors and all(e.file == str(path) for e in errors)
+    assert "RecursionError" in errors[0].message and "ces-" in errors[0].key
+    monkeypatch.setattr(evaluate_module, "_decide", real)
+    assert "cauda-equina" in {r.id for r in load_ruleset(rules_copy).rules}
