@@ -92,7 +92,6 @@ def _with_parameters(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Error
     return rule.model_copy(update=update)
 
 
-
 def _suppression_targets(entries: list[tuple[Entry, m.Rule]]
                          ) -> tuple[dict[str, list[str]], Errors]:
     """Every rule each rule hides: its list, and for a red-flag rule every routine rule."""
