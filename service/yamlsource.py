@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -437,6 +438,13 @@ def _fields_at(model: Any, loc: Loc) -> list[str]:
     return fields
 
 
+def _unquoted(value: bool | float | date) -> str:
+    """What YAML made of an unquoted text: ``true``, ``the number 1000``, ``the date 2026-01-01``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"the date {value.isoformat()}" if isinstance(value, date) else f"the number {value:g}"
+
+
 def pydantic_errors(
     doc: YamlDocument, exc: Any, base: Loc = (), model: Any = None
 ) -> list[ConfigError]:
@@ -454,11 +462,9 @@ def pydantic_errors(
             message = f"unknown key `{loc[-1]}`"
         elif err["type"] == "missing":
             message = f"missing required key `{loc[-1]}`"
-        elif err["type"] == "string_type" and isinstance(err.get("input"), int | float):
-            value = err["input"]
-            found = str(value).lower() if isinstance(value, bool) else f"the number {value:g}"
-            message = f"expected text, found {found}"
-            hint = "quote it: YAML reads an unquoted number or true/false as one"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), int | float | date):
+            message = f"expected text, found {_unquoted(err['input'])}"
+            hint = "quote it: YAML reads an unquoted number, date or true/false as one"
         else:
             message = err["msg"]
         errors.append(doc.error(base + loc, message, hint))

@@ -133,6 +133,22 @@ def test_a_version_written_as_a_number_is_one_error_naming_the_field(rules_copy)
     assert "found the number 1000" in error.message and "quote" in error.hint
 
 
+TITLE = "    title: Sphincter disturbance (urinary retention or incontinence, faecal incontinence)"
+
+
+def test_an_unquoted_date_as_text_is_one_error_saying_to_quote_it(rules_copy):
+    """YAML reads `2026-01-01` as a date: an admin writing one as a title is told why."""
+    edit(rules_copy / "findings.yaml", TITLE, "    title: 2026-01-01")
+    [error] = _errors(rules_copy)
+    assert error.key == "findings.ces_sign.title"
+    assert "found the date 2026-01-01" in error.message and "quote" in error.hint
+
+
+def test_a_quoted_date_as_text_is_taken_as_written(rules_copy):
+    edit(rules_copy / "findings.yaml", TITLE, '    title: "2026-01-01"')
+    assert load_ruleset(rules_copy).findings["ces_sign"].spec.title == "2026-01-01"
+
+
 def test_with_every_file_parsed_an_unknown_rule_is_still_reported(rules_copy):
     edit(rules_copy / "rules" / "r01-cauda-equina.yaml", "progressive-neuro-deficit]",
          "progresive-neuro-deficit]")
