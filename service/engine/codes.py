@@ -19,7 +19,7 @@ YES_NO = "http://terminology.hl7.org/CodeSystem/v2-0136"
 # Value-set keys that are not codes: a family of ICD-10-CM codes, a phrase naming a finding.
 FAMILY_MARK = "~"
 TEXT = "urn:spinehip-cds:text-phrase"
-ICD10CM_FAMILY = re.compile(r"[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?(-[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,4})?)?")
+ICD10CM_FAMILY = re.compile(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?(-[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?)?")
 
 # Short names an admin writes in a rule file -> canonical system URI.
 SYSTEM_ALIASES: dict[str, str] = {
@@ -50,7 +50,8 @@ def _verhoeff_permutations() -> tuple[tuple[int, ...], ...]:
 
 _VERHOEFF_P = _verhoeff_permutations()
 
-_ICD10CM = re.compile(r"[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?")
+# Every letter: ICD-10-CM uses U too (U07.1 COVID-19, U09.9 post COVID-19 condition).
+_ICD10CM = re.compile(r"[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?")
 _LOINC = re.compile(r"([0-9]{1,7})-([0-9])")
 _CPT = re.compile(r"[0-9]{4}[0-9FTU]")
 _LOCAL = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")

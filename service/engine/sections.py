@@ -103,6 +103,11 @@ def _family(doc: YamlDocument, loc: Loc, system: str, family: str
     if resolve_system(system) != ICD10CM or not ICD10CM_FAMILY.fullmatch(family):
         return None, [doc.error(loc, f"bad code family `{family}`: an ICD-10-CM category "
                                      "(`Z85`) or range (`M16.2-M16.9`)")]
+    low, _, high = family.partition("-")
+    shared = min(len(low), len(high)) if high else 0
+    if low[:shared] > high[:shared]:  # as canonical.in_family compares: no code lies between
+        return None, [doc.error(loc, f"code range `{family}` holds no code: it runs from high to "
+                                     f"low", f"write `{high}-{low}`")]
     return (ICD10CM, FAMILY_MARK + family), []
 
 

@@ -87,9 +87,28 @@ def test_loinc_mod10_check_digit(code, ok):
 
 
 @pytest.mark.parametrize(("code", "ok"), [("M53.2X8", True), ("G83.4", True), ("R32", True),
-                                          ("M5441", False), ("U07.1", False)])
+                                          ("U07.1", True), ("U09.9", True),  # COVID-19, post COVID-19
+                                          ("M5441", False), ("U0.71", False)])
 def test_icd10cm_pattern(code, ok):
     assert (check_icd10cm(code) is None) is ok
+
+
+RED_FLAG_CANCER = "  C00-C96: "
+
+
+@pytest.mark.parametrize("family", ["C96-C00", "M16.9-M16.2", "C50.9-C50.1"])
+def test_a_reversed_code_range_is_an_error_at_the_line(rules_copy, family):
+    """A range running high to low holds no code: a red-flag value set would match nothing."""
+    path = rules_copy / "valuesets" / "red-flags.yaml"
+    edit(path, RED_FLAG_CANCER, f"  {family}: ")
+    [error] = _errors(rules_copy)
+    assert error.file == str(path) and "holds no code" in error.message and family in error.message
+
+
+@pytest.mark.parametrize("family", ["C00-C96", "C50-C50.9", "C50.1-C50", "C50.1-C50.9", "C50"])
+def test_a_code_range_running_low_to_high_loads(rules_copy, family):
+    edit(rules_copy / "valuesets" / "red-flags.yaml", RED_FLAG_CANCER, f"  {family}: ")
+    assert f"~{family}" in {code for _, code in load_ruleset(rules_copy).valuesets["malignancy-history"]}
 
 
 def test_a_file_that_does_not_parse_gives_its_syntax_error_and_no_cascade(rules_copy):
