@@ -147,7 +147,8 @@ def _suggestions(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Errors
             errors.append(entry.error(sub, "a suggestion has exactly one of `order` or "
                                            "`delete_drafts`"))
         errors += ctx.refs.check(entry, (*sub, "order"), sug.order, "orders")
-        errors += ctx.refs.check(entry, (*sub, "delete_drafts"), sug.delete_drafts, "findings")
+        errors += ctx.refs.check_finding(entry, (*sub, "delete_drafts"), sug.delete_drafts,
+                                         "draft-orders")
         node = None
         if sug.when is not None:
             node = parse_condition(sug.when, (*entry.loc, *sub, "when"), entry.doc, ctx.names,
@@ -156,9 +157,23 @@ def _suggestions(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Errors
     return out
 
 
+def _red_flag_advice(entry: Entry, rule: m.Rule) -> Errors:
+    """A red-flag rule never advises against imaging: while any red flag is recorded no card
+    may advise removing a draft or rate it not appropriate (reference §2.0.1), so such a card
+    would be withheld whenever its own evidence is there."""
+    if not rule.red_flag:
+        return []
+    keys = [("pama_rating",)] if rule.pama_rating == "not-appropriate" else []
+    keys += [("suggest", j, "delete_drafts") for j, s in enumerate(rule.suggest) if s.delete_drafts]
+    return [entry.error(key, f"the red-flag rule `{rule.id}` advises against a draft order, which "
+                             "no card may do while a red flag is recorded: its card would never "
+                             "show", "suggest an order, or rate the draft appropriate")
+            for key in keys]
+
+
 def _references(entry: Entry, rule: m.Rule, ctx: RuleContext) -> Errors:
     refs = ctx.refs
-    errors: Errors = []
+    errors: Errors = _red_flag_advice(entry, rule)
     for j, target in enumerate(rule.suppresses):
         errors += refs.check(entry, ("suppresses", j), target, "rules")
     for j, name in enumerate(rule.reason_from):

@@ -58,6 +58,27 @@ class Refs:
         kind = section.rstrip("s").replace("valueset", "value set")
         return [entry.error(sub, f"unknown {kind} `{name}`", did_you_mean(name, known))]
 
+    def check_finding(self, entry: Entry, sub: Loc, name: str | None, source: str,
+                      resource: str | None = None) -> Errors:
+        """As ``check``, and the finding reads ``source`` and, given one, ``resource``: a key
+        given another kind of finding would match nothing, or the wrong records (a card
+        offering to delete a completed MRI report)."""
+        errors = self.check(entry, sub, name, "findings")
+        written = self.files.sections["findings"].get(name or "")
+        if errors or written is None or not isinstance(written.value, dict):
+            return errors
+        reads = written.value.get("source", "record")
+        if reads != source:
+            return [entry.error(sub, f"`{name}` is a finding of {SOURCE_WORDS[reads]}; this key "
+                                     f"takes one of {SOURCE_WORDS[source]}")]
+        if resource is not None and resource not in (written.value.get("resources") or ()):
+            return [entry.error(sub, f"`{name}` reads no {resource} resources; this key takes a "
+                                     f"finding of {resource} resources")]
+        return []
+
+
+SOURCE_WORDS = {"record": "the patient record", "draft-orders": "the draft orders"}
+
 
 def compile_parameters(files: RuleFiles) -> tuple[dict[str, Parameter], Errors]:
     """The named windows and thresholds, each with the unit it was written in."""
@@ -146,7 +167,7 @@ def compile_pama(files: RuleFiles, findings: Mapping[str, CompiledFinding]
     if entry is None:
         return None, []
     name = entry.value.imaging_drafts
-    errors = Refs(files).check(entry, ("imaging_drafts",), name, "findings")
+    errors = Refs(files).check_finding(entry, ("imaging_drafts",), name, "draft-orders")
     return (name if name in findings else None), errors
 
 
@@ -241,7 +262,7 @@ def _finding_refs(refs: Refs, entry: Entry, spec: m.Finding) -> Errors:
     errors += refs.check(entry, ("body_site",), spec.body_site, "valuesets")
     findings = refs.files.sections["findings"]
     for i, other in enumerate(spec.side_of):
-        errors += refs.check(entry, ("side_of", i), other, "findings")
+        errors += refs.check_finding(entry, ("side_of", i), other, "record")
         raw = findings[other].value if other in findings else None
         if isinstance(raw, dict) and raw.get("side_of"):
             errors.append(entry.error(("side_of", i),
@@ -301,13 +322,18 @@ def code_index(findings: Mapping[str, CompiledFinding]) -> dict[CodeKey, tuple[s
     return {k: tuple(v) for k, v in index.items()}
 
 
+# What each key of a percent relief reads in the patient record.
+RELIEF_RESOURCES = {"procedure": "Procedure", "pain_score": "Observation", "reported": "Observation"}
+
+
 def _derived_refs(refs: Refs, entry: Entry, spec: Any) -> Errors:
     if isinstance(spec, m.DurationSinceOnset):
-        pairs = [(("findings", i), f) for i, f in enumerate(spec.findings)]
-        pairs += [(("fallback", i), f) for i, f in enumerate(spec.fallback)]
+        slots = [(("findings", i), f, None) for i, f in enumerate(spec.findings)]
+        slots += [(("fallback", i), f, None) for i, f in enumerate(spec.fallback)]
     else:
-        pairs = [((k,), getattr(spec, k)) for k in ("procedure", "pain_score", "reported")]
-    return [e for sub, name in pairs for e in refs.check(entry, sub, name, "findings")]
+        slots = [((k,), getattr(spec, k), kind) for k, kind in RELIEF_RESOURCES.items()]
+    return [e for sub, name, kind in slots
+            for e in refs.check_finding(entry, sub, name, "record", kind)]
 
 
 # The keys of a percent relief that may name a parameter, and whether each is a duration.
