@@ -51,12 +51,29 @@ def _instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 lies past the calendar's end in UTC
+        raise ValueError(f"{text} lies outside the years 1-9999 in UTC") from None
+
+
+# Evaluation reaches from its time back over a lifetime and a day ahead of it; the calendar's
+# own ends (years 1 and 9999) would cut those windows short.
+EARLIEST_AT, LATEST_AT = datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def instant_or_now(raw: str | None) -> datetime:
-    """A command-line evaluation time: ISO 8601 (no zone means UTC), or now when not given."""
-    return datetime.now(UTC) if raw is None else parse_instant(raw)
+    """A command-line evaluation time (``--at``): ISO 8601 (no zone means UTC) in the years
+    1900-2999, or now when not given. Raises ValueError naming the option."""
+    if raw is None:
+        return datetime.now(UTC)
+    try:
+        moment = parse_instant(raw)
+    except ValueError as exc:
+        raise ValueError(f"--at {raw}: {exc}") from None
+    if not EARLIEST_AT <= moment < LATEST_AT:
+        raise ValueError(f"--at {raw}: an evaluation time lies in the years 1900 to 2999")
+    return moment
 
 
 def read_date(raw: Any, now: datetime | None = None) -> When:
@@ -91,7 +108,7 @@ def _interval(text: str) -> When:
             return When(start, start + timedelta(days=1), day_only=True)
         start = parse_instant(text)
         return When(start, start)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day or month after 9999-12
         return When(doubt=UNREADABLE)
 
 

@@ -53,6 +53,12 @@ GAP = "documentation-gap"
     (ahead(days=3), "date in the future"),
     ("2026-03", "date partial"),
     ("2026", "date partial"),
+    # Past the calendar's ends once the day, the month or the zone is applied; EHRs write
+    # 9999-12-31 for "no end".
+    ("9999-12-31", "date unreadable"),
+    ("9999-12", "date unreadable"),
+    ("9999-12-31T23:00:00-05:00", "date unreadable"),
+    ("0001-01-01T00:00:00+01:00", "date unreadable"),
 ])
 def test_a_retention_with_an_uncertain_date_fires_r1_and_the_card_says_why(when, reason):
     ev = run(obs(RETENTION, rid="ret", when=when))
@@ -68,6 +74,13 @@ def test_a_date_is_in_the_future_only_while_it_is_ahead_of_now(when, once_past):
     later = NOW + timedelta(days=45)
     doubts = [dates.read_date(when, now).doubt for now in (NOW, later, NOW, later)]
     assert doubts == [dates.FUTURE, once_past, dates.FUTURE, once_past]
+
+
+@pytest.mark.parametrize("born", ["9999-12-31", "9999-12", "1970-05-05"])
+def test_a_birth_date_at_the_calendars_end_leaves_the_red_flag(born):
+    """An unreadable birth date makes the age unknown: red-flag rules still run."""
+    ev = run(patient(birthDate=born), obs(RETENTION), with_patient=False)
+    assert CES in fired(ev)
 
 
 def test_an_absent_retention_with_an_uncertain_date_is_still_absent():

@@ -194,3 +194,20 @@ def test_the_well_formed_neighbours_are_explained(capsys, tmp_path, changes, out
     out = _explain(capsys, _request_file(tmp_path, **changes))
     assert "(order-select)" in out.splitlines()[0]
     assert _rule_block(out, "early-lumbar-imaging")[0].endswith(f": {outcome}")
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z",
+                                "3000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_an_evaluation_time_past_the_calendar_it_needs_is_an_error_naming_the_option(capsys, at):
+    """Evaluation works in windows around the time (ages of 130 years, a day ahead)."""
+    request = str(FIXTURES / "requests" / "s08-ces-with-hip-oa.json")
+    assert main(["rules", "explain", request, "--at", at]) == 2
+    err = capsys.readouterr().err
+    assert "--at" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("at", ["1900-01-01T00:00:00Z", "2999-12-31T00:00:00Z", AT])
+def test_an_evaluation_time_within_the_years_it_allows_is_explained(capsys, at):
+    request = str(FIXTURES / "requests" / "s08-ces-with-hip-oa.json")
+    assert main(["rules", "explain", request, "--at", at]) == 0
+    assert "cauda-equina" in capsys.readouterr().out
