@@ -14,6 +14,7 @@ from typing import Any
 
 from service.engine import dates
 from service.engine import model as m
+from service.engine.cardtext import days_text, number_text, relief_text, side_text
 from service.engine.codes import TEXT
 from service.engine.conditions import OPERATORS as OPS
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
@@ -376,13 +377,13 @@ class Evaluator:
     def template_value(self, name: str) -> str:
         """A score, duration or relief as a card's text states it."""
         if name in self.rs.scores:
-            return _number(self.score(name)[0])
+            return number_text(self.score(name)[0])
         if name in self.rs.durations:
             value = self.duration(name)[0]
-            return f"{value.days} days" if value is not None else "unknown duration"
+            return days_text(value.days if value is not None else None)
         if name in self.rs.reliefs:
             relief = self.relief(name)
-            return f"{_number(round(relief.percent, 1))}%" if relief else "unknown"
+            return relief_text(relief.percent if relief else None)
         raise KeyError(name)
 
     def derived_trace(self) -> dict[str, Any]:
@@ -406,17 +407,12 @@ class _TemplateValues(dict[str, str]):
     """The values a card's text names, each worked out only when the text names it."""
 
     def __init__(self, ev: Evaluator, side: str | None) -> None:
-        super().__init__(side={"left": "left", "right": "right", "both": "both sides"}.get(
-            side or "", "unspecified side"))
+        super().__init__(side=side_text(side))
         self.ev = ev
 
     def __missing__(self, name: str) -> str:
         self[name] = value = self.ev.template_value(name)
         return value
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _value_ok(fact: Fact, compare: m.ValueCompare) -> bool:

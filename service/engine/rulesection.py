@@ -18,10 +18,6 @@ from service.engine.rulefiles import Entry, RuleFiles, validate
 from service.engine.sections import Errors, Refs
 from service.yamlsource import ConfigError, did_you_mean
 
-TEMPLATE_EXTRA_NAMES = ("side",)
-# A placeholder in a summary counts as this many characters when checking the summary limit.
-PLACEHOLDER_WIDTH = 6
-
 Case = tuple[str, m.Case]  # rule id, one case of the rule's `tests:`
 
 
@@ -31,7 +27,8 @@ class RuleContext:
 
     names: Names
     refs: Refs
-    template_names: Collection[str]
+    # The values a summary or detail may name, worked out per call, and the widest text of each.
+    template_widths: Mapping[str, int]
     override_reasons: Mapping[str, str]
     snooze_reasons: Collection[str]  # the codes that silence a rule (the service's settings)
 
@@ -79,7 +76,7 @@ def _with_parameters(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Error
             continue
         loc = (*entry.loc, key)
         ctx.names.uses.extend(template_uses(text, params, entry.doc, loc))
-        per_request = ctx.template_names if key in ("summary", "detail") else ()
+        per_request = ctx.template_widths if key in ("summary", "detail") else {}
         problems = placeholder_errors(text, params, entry.doc, loc, per_request)
         errors += problems
         if problems:
@@ -88,7 +85,7 @@ def _with_parameters(entry: Entry, rule: m.Rule, ctx: RuleContext, errors: Error
         if not per_request:
             update[key] = update[key].format()
         elif key == "summary":
-            errors += _summary_width(entry, update[key])
+            errors += _summary_width(entry, update[key], per_request)
     return rule.model_copy(update=update)
 
 
@@ -192,9 +189,10 @@ def _references(entry: Entry, rule: m.Rule, ctx: RuleContext) -> Errors:
     return errors
 
 
-def _summary_width(entry: Entry, text: str) -> Errors:
-    fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-    width = len(string.Formatter().format(text, **dict.fromkeys(fields, "x" * PLACEHOLDER_WIDTH)))
+def _summary_width(entry: Entry, text: str, widths: Mapping[str, int]) -> Errors:
+    """The summary as wide as the card can show it, each placeholder at its widest text."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    width = len(text.format(**{f: "x" * widths[f] for f in fields}))
     if width <= m.SUMMARY_LIMIT:
         return []
     return [entry.error(("summary",), f"summary is {width} characters; the limit is {m.SUMMARY_LIMIT}",

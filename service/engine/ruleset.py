@@ -9,16 +9,19 @@ together as one ConfigFileError, each naming file, line, column, key and a hint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from service.config import DEFAULT_SNOOZE_REASONS
+from service.engine import cardtext
 from service.engine import model as m
 from service.engine.compiled import CodeKey, CompiledFinding, CompiledRule, RuleSet, ScoreDef
+from service.engine.conditions import Names
 from service.engine.parameters import usage_errors
 from service.engine.reasons import compile_override_reasons
 from service.engine.references import reference_errors
 from service.engine.rulefiles import read_rule_files
-from service.engine.rulesection import TEMPLATE_EXTRA_NAMES, RuleContext, compile_rules
+from service.engine.rulesection import RuleContext, compile_rules
 from service.engine.sections import (
     Refs,
     check_namespace,
@@ -77,8 +80,8 @@ def load_ruleset(rules_dir: Path | str,
     laterality = take(compile_laterality(files, valuesets))
     pama_finding = take(compile_pama(files, findings))
     reasons = take(compile_override_reasons(files, snooze_days))
-    template_names = {*names.scores, *names.durations, *names.reliefs, *TEMPLATE_EXTRA_NAMES}
-    rules, cases = take(compile_rules(files, RuleContext(names, Refs(files), template_names,
+    rules, cases = take(compile_rules(files, RuleContext(names, Refs(files),
+                                                         _template_widths(names, scores),
                                                          reasons, frozenset(snooze_days))))
     if files.complete and "parameters" in files.header:
         entry = files.header["parameters"]
@@ -118,3 +121,15 @@ def load_ruleset(rules_dir: Path | str,
     if errors := evaluation_errors(ruleset):
         raise ConfigFileError(errors)
     return ruleset
+
+
+def _template_widths(names: Names, scores: Mapping[str, ScoreDef]) -> dict[str, int]:
+    """The values a card's summary may name, worked out per call, each with its widest text."""
+    widths = {"side": cardtext.widest_side()}
+    widths |= dict.fromkeys(names.durations, cardtext.widest_duration())
+    widths |= dict.fromkeys(names.reliefs, cardtext.widest_relief())
+    for name in names.scores:  # one that did not compile is reported; measured as any number
+        score = scores.get(name)
+        widths[name] = (cardtext.widest_score(c.weight for c, _ in score.components) if score
+                        else cardtext.WIDEST_NUMBER)
+    return widths

@@ -360,3 +360,37 @@ def test_an_implausible_value_is_refused(rules_copy, old, new, file):
 def test_a_plausible_value_loads(rules_copy, old, new, file):
     edit(rules_copy / file, old, new)
     assert load_ruleset(rules_copy).rules
+
+
+R13_SUMMARY = ("Document pain onset and distribution (groin vs buttock/below-knee) to enable "
+               "spine-vs-hip guidance.")
+# A placeholder and the text it gives for the onset-unknown patient: its widest.
+WIDEST = {"side": "unspecified side", "back_pain_duration": "unknown duration"}
+
+
+def _summary_at(rules_copy, name: str, shown_width: int) -> None:
+    """R13's summary with ``{name}`` and filler, ``shown_width`` characters once filled in."""
+    filler = "x" * (shown_width - len(R13_SUMMARY) - len(WIDEST[name]) - 2)
+    edit(rules_copy / "rules" / "r13-documentation-gap.yaml", f'summary: "{R13_SUMMARY}"',
+         f'summary: "{filler} {{{name}}} {R13_SUMMARY}"')
+
+
+@pytest.mark.parametrize("name", sorted(WIDEST))
+def test_a_summary_that_would_outgrow_the_limit_once_filled_in_is_refused(rules_copy, name):
+    _summary_at(rules_copy, name, 140)
+    [error] = _errors(rules_copy)
+    assert error.key.endswith(".summary") and "limit is 139" in error.message
+
+
+@pytest.mark.parametrize("name", sorted(WIDEST))
+def test_a_summary_that_fits_at_its_widest_is_shown_whole(rules_copy, name):
+    from service.cards import render
+    from service.engine.casetests import run_all
+
+    _summary_at(rules_copy, name, 139)
+    ruleset = load_ruleset(rules_copy)
+    [result] = [r for r in run_all(ruleset) if r.case_id == "no-onset-date"]
+    [card] = [c for c in render(result.evaluation, patient_id="p").body()["cards"]
+              if c["source"]["topic"]["code"] == "documentation-gap"]
+    assert WIDEST[name] in card["summary"] and len(card["summary"]) == 139
+    assert "…" not in card["summary"]
