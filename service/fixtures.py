@@ -73,7 +73,11 @@ def _render(node: Any, now: datetime, source: str, path: str) -> Any:
         token = _TOKEN.fullmatch(node)
         if token is None:
             return node
-        value = _resolve_token(token[1], now)
+        try:
+            value = _resolve_token(token[1], now)
+        except (ValueError, OverflowError):  # a year out of range, a timedelta too large
+            raise FixtureError(source, path, f"date token {node!r} lies outside the years "
+                                             "1-9999") from None
         if value is None:
             raise FixtureError(
                 source, path,
