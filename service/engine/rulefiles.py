@@ -169,11 +169,15 @@ def _gather(out: RuleFiles, doc: YamlDocument) -> None:
         value = getattr(top, key)
         if value is None:
             continue
-        if key in out.header:
-            first = out.header[key].doc
-            out.errors.append(doc.error((key,), f"`{key}` is already set in {first.path}"))
-        else:
+        earlier = out.header.get(key)
+        if earlier is None:
             out.header[key] = Entry(doc, (key,), value)
+        elif top.ruleset is not None and key != "ruleset":
+            # The main file (the one naming the rule set) keeps its own: the other is the slip.
+            out.header[key] = Entry(doc, (key,), value)
+            out.errors.append(earlier.doc.error((key,), f"`{key}` is already set in {doc.path}"))
+        else:
+            out.errors.append(doc.error((key,), f"`{key}` is already set in {earlier.doc.path}"))
     for section, items in out.sections.items():
         for name, raw in (getattr(top, section) or {}).items():
             entry = Entry(doc, (section, name), raw)

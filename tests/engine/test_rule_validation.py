@@ -394,3 +394,15 @@ def test_a_summary_that_fits_at_its_widest_is_shown_whole(rules_copy, name):
               if c["source"]["topic"]["code"] == "documentation-gap"]
     assert WIDEST[name] in card["summary"] and len(card["summary"]) == 139
     assert "…" not in card["summary"]
+
+
+@pytest.mark.parametrize("name", ["aa-extra.yaml", "zz-extra.yaml"])
+def test_a_header_key_set_again_in_another_file_is_the_other_files_error(rules_copy, name):
+    """The main file (the one naming the rule set) keeps its own; the file read first or last
+    that sets it again is the one to fix."""
+    extra = rules_copy / name
+    extra.write_text('parameters:\n  imaging_wait: {title: "Imaging wait", value: 4w}\n',
+                     encoding="utf-8")
+    [error] = _errors(rules_copy)
+    assert (error.file, error.key) == (str(extra), "parameters")
+    assert "ruleset.yaml" in error.message
