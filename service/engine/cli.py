@@ -57,12 +57,15 @@ def _test(args: argparse.Namespace) -> int:
     if ruleset is None:
         return 1
     results = run_all(ruleset)
+    shadow = {r.id for r in ruleset.rules if r.spec.mode == "shadow"}
     failed = 0
     current = None
     for result in results:
         if result.rule_id != current:
             current = result.rule_id
-            print(f"{result.rule_id} ({result.location})")
+            # Its cases pass on what it would do, yet no clinician sees its card.
+            note = " [shadow: evaluated, no card shown]" if current in shadow else ""
+            print(f"{result.rule_id} ({result.location}){note}")
         mark = "PASS" if result.passed else "FAIL"
         print(f"  {mark} {result.case_id}: {result.name}")
         for problem in result.problems:

@@ -94,6 +94,16 @@ def test_rules_test_names_each_case_by_its_id(spinehip, site_rules, tmp_path) ->
     assert "  PASS fever-day-5: fever 5 days ago with back pain\n" in done.stdout
 
 
+def test_rules_test_says_which_rules_run_in_shadow(spinehip, site_rules, tmp_path) -> None:
+    """A case expecting a shadow rule passes, yet no clinician sees its card: the run says so."""
+    edit(site_rules / "rules" / "r01-cauda-equina.yaml", "    red_flag: true\n",
+         "    red_flag: true\n    mode: shadow\n")
+    done = spinehip("rules", "test", cwd=tmp_path, SPINEHIP_RULES_DIR=str(site_rules))
+    headers = {line.split(" ")[0]: line for line in done.stdout.splitlines() if not line.startswith(" ")}
+    assert "shadow: evaluated, no card shown" in headers["cauda-equina"]
+    assert "shadow" not in headers["serious-pathology"]
+
+
 def test_rules_option_wins_over_the_environment(spinehip, broken_rules, tmp_path) -> None:
     done = spinehip("rules", "check", "--rules", str(PROJECT_ROOT / "rules"), cwd=tmp_path,
                     SPINEHIP_RULES_DIR=str(broken_rules))
