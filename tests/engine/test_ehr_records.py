@@ -515,3 +515,23 @@ def test_the_evidence_date_of_an_unreadable_record_is_not_invented():
     ev = run(obs(RETENTION, rid="bad", when="yesterday"))
     line = next(t for t in card(ev, CES)["detail"].splitlines() if "Observation/bad" in t)
     assert str(NOW.year) not in line and "date unreadable" in line
+
+
+# --- saddle sensory loss (reference 2.1 VS-CES: numbness or hypoesthesia with a perineal or
+# groin bodySite) -------------------------------------------------------------------------------
+
+GROIN = {"system": SCT, "code": "26893007"}
+PERINEUM = {"system": LOCAL, "code": "perineal-region"}
+THIGH = {"system": SCT, "code": "68367000"}  # Thigh structure: not the saddle area
+
+
+@pytest.mark.parametrize("site", [GROIN, PERINEUM], ids=["groin", "perineum"])
+@pytest.mark.parametrize("numb", ["44077006", "397974008"], ids=["numbness", "hypoesthesia"])
+def test_numbness_of_the_groin_or_perineum_fires_r1(site, numb):
+    ev = run(obs(numb, when=ago(days=1), bodySite={"coding": [site]}))
+    assert CES in fired(ev)
+
+
+@pytest.mark.parametrize("numb", ["44077006", "397974008"], ids=["numbness", "hypoesthesia"])
+def test_numbness_of_the_thigh_is_no_saddle_sign(numb):
+    assert CES not in fired(run(obs(numb, when=ago(days=1), bodySite={"coding": [THIGH]})))
