@@ -27,7 +27,7 @@ from service.engine import binding, dates
 from service.engine.canonical import canonical, canonical_system, in_family
 from service.engine.codes import CPT, FAMILY_MARK, ICD10CM, LOINC, SNOMED, TEXT
 from service.engine.laterality import record_side, side_of_codes
-from service.engine.records import places
+from service.engine.records import ANOTHER_PATIENT, places
 from service.engine.ruleset import CodeKey, RuleSet
 from service.engine.values import (
     MEASURED,
@@ -545,7 +545,12 @@ def _take(base: FactBase, ruleset: RuleSet, resource: dict[str, Any], draft: boo
         return
     taken = False
     try:
-        for ref, record in places(resource, _coded_for_rules(ruleset)):
+        found = (places(resource, _coded_for_rules(ruleset)) if not _withdrawn(resource)
+                 else [(_ref(resource), resource)])
+        for ref, record in found:
+            if record is ANOTHER_PATIENT:
+                base.excluded[binding.OTHER_PATIENT] += 1
+                continue
             taken |= _take_record(base, ruleset, ref, record, draft, now)
     except (UnreadableResource, UnreadableValue) as exc:
         base.excluded[binding.UNREADABLE] += 1
@@ -557,6 +562,16 @@ def _take(base: FactBase, ruleset: RuleSet, resource: dict[str, Any], draft: boo
         return
     if not taken:
         base.not_coded_for_rules += 1
+
+
+# Statuses that withdraw a record: what it holds or contains is withdrawn with it (§2.0).
+WITHDRAWN = frozenset({"entered-in-error", "cancelled", "revoked"})
+
+
+def _withdrawn(resource: Mapping[str, Any]) -> bool:
+    if resource.get("resourceType") == "Condition":
+        return _status_code(resource.get("verificationStatus")) in CONDITION_IGNORED
+    return _status_code(resource.get("status")) in WITHDRAWN
 
 
 def _take_record(base: FactBase, ruleset: RuleSet, ref: str, record: Mapping[str, Any],

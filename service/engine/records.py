@@ -3,15 +3,18 @@
 Clinical reference §2.0.1: a finding may be the Observation's code, a ``component``, a member of
 a panel (``hasMember``), the coded value of a generic question (a flowsheet row whose value is
 the finding), or a contained resource referenced from a Condition's ``evidence``. Each place is
-given as a record of its own, with the container's subject and date where it has none.
+given as a record of its own, with the container's subject and date where it has none. A
+contained resource naming another patient is never this patient's record (§2.0.1): its place is
+given as ANOTHER_PATIENT, for the caller to count as excluded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from service.engine.binding import references
+from service.engine.binding import local_reference, references
 
 VALUE_KEYS = frozenset({"valueCodeableConcept", "valueBoolean", "valueString", "valueQuantity",
                         "valueInteger", "interpretation", "dataAbsentReason"})
@@ -19,6 +22,8 @@ SUBJECT_KEYS = ("subject", "patient")
 DATE_KEYS = ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
              "onsetDateTime", "onsetPeriod", "recordedDate")
 _CONTAINER_ONLY = frozenset({"component", "contained", "hasMember", "evidence"})
+#: The record given for a contained resource of another patient (compared by identity).
+ANOTHER_PATIENT: Mapping[str, Any] = MappingProxyType({})
 
 
 def _ref(resource: Mapping[str, Any]) -> str:
@@ -72,4 +77,17 @@ def places(resource: Mapping[str, Any], coded: Callable[[Any], bool],
     wanted = references(resource, "hasMember") | _evidence_refs(resource)
     for inner in contained:
         if isinstance(inner, dict) and f"#{inner.get('id')}" in wanted:
-            yield from places(_inherit(dict(inner), resource), coded, f"{ref}#{inner.get('id')}")
+            where = f"{ref}#{inner.get('id')}"
+            if _subject(inner) not in (None, _subject(resource)):
+                yield where, ANOTHER_PATIENT
+            else:
+                yield from places(_inherit(dict(inner), resource), coded, where)
+
+
+def _subject(resource: Mapping[str, Any]) -> str | None:
+    """The local reference of the patient a resource names, if it names one."""
+    for key in SUBJECT_KEYS:
+        target = resource.get(key)
+        if isinstance(target, dict) and isinstance(target.get("reference"), str):
+            return local_reference(target["reference"])
+    return None

@@ -271,6 +271,35 @@ def test_a_contained_resource_in_condition_evidence_counts():
     assert CES not in fired(run(_with_contained_evidence(ABSENT)))
 
 
+@pytest.mark.parametrize("verification", ["entered-in-error", "refuted"])
+def test_what_a_withdrawn_condition_contains_is_withdrawn_with_it(verification):
+    """§2.0: an entered-in-error or refuted Condition is ignored, its contained evidence too."""
+    withdrawn = _with_contained_evidence(PRESENT)
+    withdrawn["verificationStatus"] = concept(
+        "http://terminology.hl7.org/CodeSystem/condition-ver-status", verification)
+    assert CES not in fired(run(withdrawn))
+    assert CES in fired(run(_with_contained_evidence(PRESENT)))  # confirmed: it counts
+
+
+def test_a_withdrawn_panels_members_are_withdrawn_with_it():
+    panel = _panel(PRESENT)
+    panel["status"] = "entered-in-error"
+    assert CES not in fired(run(panel))
+
+
+@pytest.mark.parametrize("holder", [_panel, _with_contained_evidence], ids=["panel", "evidence"])
+def test_a_contained_record_of_another_patient_never_counts_and_is_reported(holder):
+    """§2.0.1: another patient's record never counts, wherever it is written."""
+    theirs = holder(PRESENT)
+    theirs["contained"][0]["subject"] = {"reference": "Patient/someone-else"}
+    ev = run(theirs)
+    assert CES not in fired(ev)
+    assert ev.data_quality["excluded"].get("other-patient") == 1
+    mine = holder(PRESENT)
+    mine["contained"][0]["subject"] = {"reference": f"Patient/{PID}"}
+    assert CES in fired(run(mine))
+
+
 def _temperature(celsius, unit="Cel"):
     return obs(concept(LOINC, "8310-5"), when=ago(days=3), value={"valueQuantity": {
         "value": celsius, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
