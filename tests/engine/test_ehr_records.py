@@ -224,6 +224,25 @@ def test_a_text_only_record_naming_ces_is_a_red_flag_uncoded():
     assert CES not in fired(run(cond({"text": "low back pain"})))
 
 
+@pytest.mark.parametrize("text", ["Urinary incontinence", "Incontinence of urine",
+                                  "Loss of bladder control", "Loss of bowel control",
+                                  "Bowel incontinence", "Bladder incontinence"])
+@pytest.mark.parametrize("make", [lambda c: cond(c, onset=ago(days=2)), lambda c: obs(c, when=ago(days=2))],
+                         ids=["condition", "observation"])
+def test_a_text_only_sphincter_disturbance_is_a_red_flag(text, make):
+    """Reference 1.5: loss of bowel or bladder control; 2.1 VS-CES: urinary incontinence."""
+    assert CES in fired(run(make({"text": text})))
+    assert CES not in fired(run(make({"text": f"No {text.lower()}"})))
+
+
+@pytest.mark.parametrize("code", [{"text": "Cauda equina syndrome"}, concept(SCT, "192970008"),
+                                  concept(ICD, "G83.4")], ids=["text", "snomed", "icd"])
+def test_cauda_equina_recorded_as_a_recent_observation_is_a_red_flag(code):
+    """Some EHRs chart an assessment as an Observation: a recent one naming CES counts."""
+    assert CES in fired(run(obs(code, when=ago(days=2))))
+    assert CES not in fired(run(obs(code, when=ago(days=400))))
+
+
 def test_a_locally_coded_record_whose_text_names_ces_is_uncoded_too():
     local = cond({"coding": [{"system": "urn:oid:1.2.3.4.5", "code": "X1"}],
                   "text": "suspected cauda equina syndrome"})

@@ -54,7 +54,7 @@ def test_a_failed_clause_names_the_missing_finding(capsys):
     ces = _rule_block(out, "cauda-equina")
     assert ces[0].endswith(": did not fire")
     assert "    failed: none of: no ces_sign; no saddle_anaesthesia; no ces_diagnosis; " \
-           "no neuro_deficit_bilateral" in ces
+           "no ces_diagnosis_observed; no neuro_deficit_bilateral" in ces
 
 
 def test_json_output_carries_the_failed_clause_status_and_limits(capsys):
