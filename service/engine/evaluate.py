@@ -18,7 +18,7 @@ from service.engine.cardtext import days_text, number_text, relief_text, side_te
 from service.engine.codes import TEXT
 from service.engine.conditions import OPERATORS as OPS
 from service.engine.conditions import AllOf, AnyOf, Compare, HookIs, Node, Not, Ref, Unknown
-from service.engine.facts import Fact, FactBase, normalise
+from service.engine.facts import Fact, FactBase, normalise, red_flag_reasons
 from service.engine.laterality import BOTH, combine
 from service.engine.ruleset import CompiledFinding, CompiledRule, RuleSet
 
@@ -217,10 +217,15 @@ class Evaluator:
             if doubts:
                 self._doubts[(name, fact.ref)] = doubts
 
-    def red_flag_evidence(self) -> list[Evidence]:
-        """Every present red-flag finding, certain or uncertain, whether or not a rule fired."""
-        return [self.evidence(f, name) for name in self.rs.red_flag_findings
-                for f in self.matches(name)]
+    def red_flag_evidence(self, drafts: Iterable[Fact] = ()) -> list[Evidence]:
+        """Every present red-flag finding, certain or uncertain, whether or not a rule fired,
+        and each of ``drafts`` ordered for one (its reasonCode names it, "r/o cauda equina"):
+        the clinician suspects that red flag, so no card may advise against the order
+        (§2.0.1, order time)."""
+        found = [self.evidence(f, name) for name in self.rs.red_flag_findings
+                 for f in self.matches(name)]
+        return found + [self.evidence(draft, name) for draft in drafts
+                        for name in red_flag_reasons(draft.resource, self.rs)]
 
     def _same_side(self, fact: Fact, findings: Sequence[str]) -> bool:
         """False only when both sides are known and differ: an injection of the other hip
@@ -583,10 +588,11 @@ def evaluate(
     facts = call_facts(ruleset, resources, now=now, hook=hook, draft_orders=draft_orders,
                        selections=selections, patient_id=patient_id)
     ev = Evaluator(ruleset, facts, now, hook)
-    rules = _RulePass(ev, _age(facts, now), ev.red_flag_evidence(), silenced)
+    ordered = [f for f in facts.facts if f.draft and f.resource is not None]
+    rules = _RulePass(ev, _age(facts, now), ev.red_flag_evidence(ordered), silenced)
     rule_trace = [rules.run(rule) for rule in ruleset.rules]
     pama = _pama(ev, rules.decisions)
-    drafts = {f.ref: f.resource for f in facts.facts if f.draft and f.resource is not None}
+    drafts = {f.ref: f.resource for f in ordered}
     quality = {"excluded": dict(sorted(facts.excluded.items())),
                "uncertain": _uncertain_counts(rules.red_flag_evidence)}
     return Evaluation(tuple(rules.decisions), partial(_trace, ev, rules.age, rule_trace, pama),

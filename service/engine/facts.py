@@ -422,6 +422,22 @@ def _kind(record: Mapping[str, Any]) -> list[Any]:
             "contained" in record]
 
 
+def red_flag_reasons(order: Mapping[str, Any], ruleset: RuleSet) -> tuple[str, ...]:
+    """The red-flag findings whose value sets a draft order's ``reasonCode`` names (by code)."""
+    concepts = order.get("reasonCode")
+    if not isinstance(concepts, list) or not concepts:
+        return ()
+    written: list[CodeKey] = []
+    for concept in concepts:  # one unreadable reason says nothing of the others
+        try:
+            written += code_keys([concept])
+        except UnreadableValue:
+            continue
+    keys = _index_keys(written, ruleset)
+    named = {name for key in keys for name in ruleset.code_index.get(key, ())}
+    return tuple(name for name in ruleset.red_flag_findings if name in named)
+
+
 def _coded_for_rules(ruleset: RuleSet) -> Any:
     def coded(concept: Any) -> bool:
         return bool(_index_keys(code_keys([concept]), ruleset))

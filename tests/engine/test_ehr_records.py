@@ -209,6 +209,33 @@ def test_codes_beside_the_r33_family_are_not_retention():
     assert CES not in fired(run(cond(concept(ICD, "R33.8"), verification="refuted", onset=ago(days=2))))
 
 
+def _mri_ordered_for(reason):
+    draft = mri_draft()
+    draft["entry"][0]["resource"]["reasonCode"] = [reason]
+    return draft
+
+
+@pytest.mark.parametrize("reason", [concept(ICD, "G83.4"), concept(ICD, "R33.9"),
+                                    concept(SCT, RETENTION)], ids=["ces", "retention-icd", "retention"])
+def test_an_mri_ordered_for_a_red_flag_is_never_advised_against(reason):
+    """§2.0.1 Order time: R4 never advises removing a lumbar imaging order while any red-flag
+    evidence exists; the order's own reason is such evidence."""
+    lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
+    ev = run(lbp, hook="order-select", drafts=_mri_ordered_for(reason))
+    assert R4 not in fired(ev)
+    assert not any(v == "not-appropriate" for v in ev.pama.values())
+    routine = _mri_ordered_for(concept(ICD, "M54.50"))  # low back pain: R4 still guards
+    assert R4 in fired(run(lbp, hook="order-select", drafts=routine))
+
+
+@pytest.mark.parametrize("reason", ["R33.9", {"coding": "R33.9"}, [1], None])
+def test_an_unreadable_order_reason_says_nothing_and_breaks_nothing(reason):
+    lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
+    draft = mri_draft()
+    draft["entry"][0]["resource"]["reasonCode"] = [reason, concept(ICD, "M54.50")]
+    assert R4 in fired(run(lbp, hook="order-select", drafts=draft))
+
+
 def test_retired_m54_5_counts_as_low_back_pain():
     draft = mri_draft()
     lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
