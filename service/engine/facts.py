@@ -47,6 +47,9 @@ CONDITION_CURRENT = frozenset({"active", "recurrence", "relapse"})
 REPORT_IGNORED = frozenset({"entered-in-error", "cancelled"})
 PROCEDURE_COUNTED = frozenset({"completed"})
 ORDER_IGNORED = frozenset({"entered-in-error", "revoked"})
+# Statuses that withdraw a record of any kind: what it holds or contains is withdrawn with it
+# (§2.0); a Condition is withdrawn by CONDITION_IGNORED.
+WITHDRAWN = OBSERVATION_IGNORED - {"unknown"} | REPORT_IGNORED | ORDER_IGNORED
 
 STATUS_MISSING = "status missing"
 UNCODED = "uncoded"
@@ -578,10 +581,6 @@ def _take(base: FactBase, ruleset: RuleSet, resource: dict[str, Any], draft: boo
         return
     if not taken:
         base.not_coded_for_rules += 1
-
-
-# Statuses that withdraw a record: what it holds or contains is withdrawn with it (§2.0).
-WITHDRAWN = frozenset({"entered-in-error", "cancelled", "revoked"})
 
 
 def _withdrawn(resource: Mapping[str, Any]) -> bool:
