@@ -23,6 +23,7 @@ SYSTEM_URI_ALIASES: dict[str, str] = {
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,
     "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
     "http://hl7.org/fhir/sid/icd-10": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.3": ICD10CM,  # WHO ICD-10 by its OID, as by its URL
     "urn:oid:2.16.840.1.113883.6.1": LOINC,
     "urn:oid:2.16.840.1.113883.6.12": CPT,
     "http://hl7.org/fhir/v3/ObservationInterpretation": OBSERVATION_INTERPRETATION,

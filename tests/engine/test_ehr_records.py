@@ -174,6 +174,7 @@ def test_routine_rules_do_not_use_uncertain_records():
     (ICD, "G834"), (ICD, " g83.4 "), (ICD, "g83.4"),
     ("http://hl7.org/fhir/sid/icd-10", "G83.4"),
     ("urn:oid:2.16.840.1.113883.6.90", "G83.4"),
+    ("urn:oid:2.16.840.1.113883.6.3", "G83.4"),  # WHO ICD-10, as its URL above
     (ICD + "/", "G83.4"),
     (SCT, "192970008"), (SCT + "/", "192970008"),
     ("urn:oid:2.16.840.1.113883.6.96", "192970008"),
