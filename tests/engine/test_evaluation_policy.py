@@ -155,3 +155,15 @@ def test_evaluation_time_must_carry_a_time_zone(ruleset):
     assert evaluate(ruleset, resources, now=REFERENCE_NOW).rule_ids == ("cauda-equina",)
     with pytest.raises(ValueError, match="timezone-aware"):
         evaluate(ruleset, resources, now=datetime(2026, 6, 1, 12, 0))
+
+
+@pytest.mark.parametrize("post", [-2, 11, 100])
+def test_a_pain_score_off_the_0_to_10_scale_gives_no_relief_figure(ruleset, post):
+    """R8/R9 read the 0-10 pain scale: a post-injection score of -2 is a slip, not 125 % relief."""
+    resources = _patient("relief-50-scores")
+    _resource(resources, "relief-50-scores-pain-post")["valueQuantity"]["value"] = post
+    off_scale = evaluate(ruleset, resources, now=REFERENCE_NOW)
+    assert not {"injection-confirms-hip", "injection-points-to-spine"} & set(off_scale.rule_ids)
+
+    _resource(resources, "relief-50-scores-pain-post")["valueQuantity"]["value"] = 0
+    assert _relief(evaluate(ruleset, resources, now=REFERENCE_NOW)) == 100.0
