@@ -74,9 +74,15 @@ DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("authoredOn", "occurrenceDateTime"),
 }
 FACT_TYPES = frozenset(DATE_FIELDS)
-# A negation in the same clause before a phrase, or a word after it, makes a text say absent.
-_NEGATED_BEFORE = re.compile(r"\b(no|not|denies|denied|without|negative for|absence of)\b[^.;,]*$")
-_NEGATED_AFTER = re.compile(r"^[^.;,]*\b(negative|absent|excluded|ruled out|denied|not)\b")
+# A text says the patient has no such sign when, in the same clause, a negation stands before
+# the phrase, or a relative, a fear or a risk ("family history of", "risk of"); or when a
+# chronic subtype names it ("stress urinary incontinence": its codes N39.3, N39.41, N39.46 are
+# not in VS-CES); or a word after it denies it, or a form's answer does ("Retention: no").
+_NEGATED_BEFORE = re.compile(r"\b(no|not|denies|denied|without|negative for|absence of|"
+                             r"family history|fhx|fh|fear of|risk of|at risk (?:of|for))\b[^.;,]*$")
+_SUBTYPE_BEFORE = re.compile(r"\b(stress|urge|mixed|functional|post-?prostatectomy)\s+$")
+_NEGATED_AFTER = re.compile(r"^[^.;,]*\b(negative|absent|excluded|ruled out|denied|not)\b"
+                            r"|^\s*[:=?-]?\s*(no|none|nil|neg|n)\b(?=\s*(?:[.;,]|$))")
 
 
 class UnreadableResource(ValueError):
@@ -204,13 +210,21 @@ def _phrase_keys(record: Mapping[str, Any], keys: Sequence[CodeKey],
     says they are absent. None when the record is coded, or names nothing."""
     if not ruleset.texts or any(k[0] in STANDARD_SYSTEMS for k in keys):
         return None
+    return named_phrases(_texts(record.get("code")), ruleset)
+
+
+def named_phrases(texts: Iterable[str], ruleset: RuleSet
+                  ) -> tuple[tuple[CodeKey, ...], bool] | None:
+    """The finding phrases ``texts`` name, and whether they say the patient has none; None when
+    they name none."""
     pattern = _phrase_pattern(ruleset.texts)
     found, negated = [], False
-    for text in (t.lower() for t in _texts(record.get("code"))):
+    for text in (t.lower() for t in texts):
         for match in pattern.finditer(text):
             found.append((TEXT, match[0]))
-            negated |= bool(_NEGATED_BEFORE.search(text[:match.start()])
-                            or _NEGATED_AFTER.search(text[match.end():]))
+            before, after = text[:match.start()], text[match.end():]
+            negated |= bool(_NEGATED_BEFORE.search(before) or _SUBTYPE_BEFORE.search(before)
+                            or _NEGATED_AFTER.search(after))
     return (tuple(found), negated) if found else None
 
 
@@ -426,17 +440,22 @@ def _kind(record: Mapping[str, Any]) -> list[Any]:
 
 
 def red_flag_reasons(order: Mapping[str, Any], ruleset: RuleSet) -> tuple[str, ...]:
-    """The red-flag findings whose value sets a draft order's ``reasonCode`` names (by code)."""
+    """The red-flag findings a draft order's ``reasonCode`` names, by code or in words."""
     concepts = order.get("reasonCode")
     if not isinstance(concepts, list) or not concepts:
         return ()
     written: list[CodeKey] = []
+    texts: list[str] = []
     for concept in concepts:  # one unreadable reason says nothing of the others
         try:
             written += code_keys([concept])
+            texts += _texts(concept)
         except UnreadableValue:
             continue
-    keys = _index_keys(written, ruleset)
+    keys = list(_index_keys(written, ruleset))
+    # "r/o cauda equina": a reason in words names the red flag too, unless it denies it.
+    phrases = named_phrases(texts, ruleset) if ruleset.texts else None
+    keys += phrases[0] if phrases and not phrases[1] else ()
     named = {name for key in keys for name in ruleset.code_index.get(key, ())}
     return tuple(name for name in ruleset.red_flag_findings if name in named)
 

@@ -229,6 +229,18 @@ def test_an_mri_ordered_for_a_red_flag_is_never_advised_against(reason):
     assert R4 in fired(run(lbp, hook="order-select", drafts=routine))
 
 
+@pytest.mark.parametrize("reason", [{"text": "r/o cauda equina syndrome"},
+                                    {"coding": [{"system": "urn:oid:1.2.3.4", "code": "X9",
+                                                 "display": "Suspected cauda equina"}],
+                                     "text": "Suspected cauda equina syndrome"}],
+                         ids=["text", "local-code"])
+def test_an_mri_ordered_for_a_red_flag_named_in_text_is_never_advised_against(reason):
+    lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
+    assert R4 not in fired(run(lbp, hook="order-select", drafts=_mri_ordered_for(reason)))
+    denied = _mri_ordered_for({"text": "LBP, no cauda equina syndrome"})
+    assert R4 in fired(run(lbp, hook="order-select", drafts=denied))
+
+
 @pytest.mark.parametrize("reason", ["R33.9", {"coding": "R33.9"}, [1], None])
 def test_an_unreadable_order_reason_says_nothing_and_breaks_nothing(reason):
     lbp = cond(concept(ICD, "M54.5"), onset=ago(days=10))
@@ -269,6 +281,34 @@ def test_cauda_equina_recorded_as_a_recent_observation_is_a_red_flag(code):
     """Some EHRs chart an assessment as an Observation: a recent one naming CES counts."""
     assert CES in fired(run(obs(code, when=ago(days=2))))
     assert CES not in fired(run(obs(code, when=ago(days=400))))
+
+
+@pytest.mark.parametrize("text", [
+    "Urinary incontinence: no", "Bladder incontinence - none", "Bowel incontinence: N",
+    "Loss of bladder control? No", "Screened for bladder incontinence: none",
+    "Urinary retention: no. Back pain: yes",
+    "Family history of bowel incontinence", "FHx: urinary incontinence",
+    "Fear of urinary incontinence", "Risk of urinary incontinence",
+    "Stress urinary incontinence", "Urge urinary incontinence", "Mixed urinary incontinence (chronic)",
+    "Post-prostatectomy urinary incontinence",
+])
+def test_a_text_answering_no_or_naming_no_sign_of_the_patients_is_no_red_flag(text):
+    """A form's answer after the phrase, a relative's history, a fear or a risk says the patient
+    has no such sign; a named chronic subtype (coded N39.3, N39.41, N39.46: not in VS-CES) is no
+    sphincter sign of CES."""
+    assert CES not in fired(run(obs({"text": text}, value=None, when=ago(days=1))))
+
+
+@pytest.mark.parametrize("text", [
+    "Urinary incontinence: yes", "Urinary incontinence with no pain", "Overflow urinary incontinence",
+    "History of present illness: urinary retention since yesterday",
+    "History of urinary incontinence", "Urinary retention resolved after catheter",
+    "Back pain: no. Urinary retention: yes",
+])
+def test_a_text_that_may_name_the_patients_sign_stays_a_red_flag(text):
+    """Never dropped: a past or resolved sign in a recent record, or one beside a no, may be
+    this episode's (the card shows the text, marked uncoded)."""
+    assert CES in fired(run(obs({"text": text}, value=None, when=ago(days=1))))
 
 
 def test_a_locally_coded_record_whose_text_names_ces_is_uncoded_too():
