@@ -74,12 +74,13 @@ DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("authoredOn", "occurrenceDateTime"),
 }
 FACT_TYPES = frozenset(DATE_FIELDS)
-# A text says the patient has no such sign when, in the same clause, a negation stands before
-# the phrase, or a relative, a fear or a risk ("family history of", "risk of"); or when a
-# chronic subtype names it ("stress urinary incontinence": its codes N39.3, N39.41, N39.46 are
-# not in VS-CES); or a word after it denies it, or a form's answer does ("Retention: no").
+# A text says the patient has no such sign when, in the same clause, a negation or a relative
+# ("family history of") stands before the phrase; or when a chronic subtype names it ("stress
+# urinary incontinence": its codes N39.3, N39.41, N39.46 are not in VS-CES); or a word after it
+# denies it, or a form's answer does ("Retention: no"). A risk, a fear or a history of it may be
+# a clinician's suspicion or this episode: it stays a red flag.
 _NEGATED_BEFORE = re.compile(r"\b(no|not|denies|denied|without|negative for|absence of|"
-                             r"family history|fhx|fh|fear of|risk of|at risk (?:of|for))\b[^.;,]*$")
+                             r"family history|fhx|fh)\b[^.;,]*$")
 _SUBTYPE_BEFORE = re.compile(r"\b(stress|urge|mixed|functional|post-?prostatectomy)\s+$")
 _NEGATED_AFTER = re.compile(r"^[^.;,]*\b(negative|absent|excluded|ruled out|denied|not)\b"
                             r"|^\s*[:=?-]?\s*(no|none|nil|neg|n)\b(?=\s*(?:[.;,]|$))")
