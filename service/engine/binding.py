@@ -47,6 +47,15 @@ def references(resource: Mapping[str, Any], name: str) -> frozenset[str]:
                      if isinstance(r, dict) and isinstance(r.get("reference"), str))
 
 
+def subject_reference(resource: Mapping[str, Any]) -> str | None:
+    """The reference written to the patient a resource is about (``subject``, else
+    ``patient``), or None when it names none."""
+    target = resource.get("subject") or resource.get("patient")
+    if isinstance(target, dict) and isinstance(target.get("reference"), str):
+        return target["reference"]
+    return None
+
+
 def exclusion(resource: Mapping[str, Any], patient_id: str | None,
               expected_type: str | None = None) -> str | None:
     """Why ``resource`` must not be evaluated for ``patient_id`` (None: it may)."""
@@ -57,10 +66,10 @@ def exclusion(resource: Mapping[str, Any], patient_id: str | None,
         return None
     if rtype == "Patient":
         return None if resource.get("id") == patient_id else OTHER_PATIENT
-    target = resource.get("subject") or resource.get("patient")
-    if not isinstance(target, dict) or not isinstance(target.get("reference"), str):
+    written = subject_reference(resource)
+    if written is None:
         return NO_PATIENT_REFERENCE
-    wanted, written = f"Patient/{patient_id}", target["reference"]
+    wanted = f"Patient/{patient_id}"
     return None if written == wanted or local_reference(written) == wanted else OTHER_PATIENT
 
 

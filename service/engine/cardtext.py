@@ -7,7 +7,6 @@ texts.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -55,4 +54,4 @@ def widest_score(weights: Iterable[float]) -> int:
     if not all(float(w).is_integer() for w in weights):
         return WIDEST_NUMBER
     ends = (sum(w for w in weights if w < 0), sum(w for w in weights if w > 0))
-    return max(len(number_text(end)) for end in ends if math.isfinite(end))
+    return max(len(number_text(end)) for end in ends)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from service.engine.binding import local_reference, references
+from service.engine.binding import local_reference, references, subject_reference
 
 VALUE_KEYS = frozenset({"valueCodeableConcept", "valueBoolean", "valueString", "valueQuantity",
                         "valueInteger", "interpretation", "dataAbsentReason"})
@@ -78,16 +78,12 @@ def places(resource: Mapping[str, Any], coded: Callable[[Any], bool],
     for inner in contained:
         if isinstance(inner, dict) and f"#{inner.get('id')}" in wanted:
             where = f"{ref}#{inner.get('id')}"
-            if _subject(inner) not in (None, _subject(resource)):
+            if _patient(inner) not in (None, _patient(resource)):
                 yield where, ANOTHER_PATIENT
             else:
                 yield from places(_inherit(dict(inner), resource), coded, where)
 
 
-def _subject(resource: Mapping[str, Any]) -> str | None:
-    """The local reference of the patient a resource names, if it names one."""
-    for key in SUBJECT_KEYS:
-        target = resource.get(key)
-        if isinstance(target, dict) and isinstance(target.get("reference"), str):
-            return local_reference(target["reference"])
-    return None
+def _patient(resource: Mapping[str, Any]) -> str | None:
+    written = subject_reference(resource)
+    return local_reference(written) if written is not None else None
